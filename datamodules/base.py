@@ -1,0 +1,182 @@
+"""In-memory datasets served as whole batches.
+
+Small GANs are data-bound when every item goes through PIL and a collate function, so each dataset is
+decoded once into one uint8 tensor and batches are sliced out of it. The loader is also *stateful*
+(``state_dict``/``load_state_dict``, which Lightning saves in checkpoints): a resumed run continues with
+exactly the batches an uninterrupted run would have seen, which makes resume bit-for-bit reproducible.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Optional
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import Tensor
+
+from gan_lightning.errors import ConfigError
+
+
+def uint8_to_unit_range(images: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [-1, 1], the range of a Tanh generator."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+class InMemoryBatches:
+    """Shuffled mini-batches over tensors held in memory, one shard per DDP rank.
+
+    Batch ``b`` (counted over all epochs) is batch ``b % len`` of epoch ``b // len``, whose order is a
+    permutation drawn from the seed and the epoch. So the whole state is one number, the batches consumed,
+    and a resumed run sees exactly the batches an uninterrupted one would have.
+
+    "Consumed" is not "yielded": Lightning's fetcher reads one batch ahead. With ``count_on_yield=False``
+    the owner calls :meth:`mark_consumed` when a batch really reaches training (the datamodule does it in
+    ``on_before_batch_transfer``); standalone use counts every yielded batch.
+    """
+
+    def __init__(self, tensors: tuple[Tensor, ...], batch_size: int, seed: int = 0, shuffle: bool = True,
+                 transform: Callable[[Tensor], Tensor] | None = None, rank: int = 0, world_size: int = 1,
+                 count_on_yield: bool = True):
+        if batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
+        self.tensors, self.batch_size, self.seed, self.shuffle = tensors, batch_size, seed, shuffle
+        self.transform = transform
+        self.rank, self.world_size = rank, world_size
+        self.count_on_yield = count_on_yield
+        self.per_rank = tensors[0].shape[0] // world_size
+        if self.per_rank < batch_size:
+            raise ValueError(f"{tensors[0].shape[0]} samples over {world_size} rank(s) is fewer than one batch "
+                             f"of {batch_size}")
+        self.consumed = 0
+
+    def __len__(self) -> int:  # full batches only: a ragged last batch would upset batchnorm and packing
+        return self.per_rank // self.batch_size
+
+    def _order(self, epoch: int) -> Tensor:
+        n = self.tensors[0].shape[0]
+        if not self.shuffle:
+            order = torch.arange(n)
+        else:
+            order = torch.randperm(n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        return order[self.rank : self.per_rank * self.world_size : self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
+        # Runs at the first next(), when every batch yielded before has been consumed.
+        epoch, first = divmod(self.consumed, len(self))
+        order = self._order(epoch)
+        for index in range(first, len(self)):
+            rows = order[index * self.batch_size : (index + 1) * self.batch_size]
+            if self.count_on_yield:
+                self.consumed += 1
+            batch = tuple(t[rows] for t in self.tensors)
+            yield (self.transform(batch[0]), *batch[1:]) if self.transform else batch
+
+    def mark_consumed(self) -> None:
+        self.consumed += 1
+
+    def state_dict(self) -> dict[str, int]:
+        return {"consumed": self.consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.consumed = int(state["consumed"])
+
+
+@dataclass
+class DataConfig:
+    """Keys every datamodule accepts."""
+
+    name: str = "?"
+    batch_size: int = 64
+    limit: Optional[int] = None  # use only the first N samples (quick experiments, tests)
+
+
+class InMemoryDataModule(L.LightningDataModule, abc.ABC):
+    """Base for datasets that fit in memory: subclasses say how to ``load`` samples and their shape."""
+
+    Config = DataConfig
+    registry_name = "?"
+
+    def __init__(self, config: DictConfig | dict[str, Any], seed: int = 0):
+        super().__init__()
+        self.config = config if isinstance(config, DictConfig) else DictConfig(config)
+        self.seed = seed
+        self.samples: Tensor | None = None
+        self.labels: Tensor | None = None
+        self._train_batches: InMemoryBatches | None = None
+
+    @classmethod
+    def check_config(cls, config: DictConfig) -> None:
+        """Value checks beyond types; raise ConfigError naming the key."""
+        if config.batch_size < 1:
+            raise ConfigError(f"data.batch_size: must be >= 1, got {config.batch_size}")
+        if config.limit is not None and config.limit < 1:
+            raise ConfigError(f"data.limit: must be >= 1 or null, got {config.limit}")
+
+    # --- what subclasses provide --------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample, known before ``setup`` so models can be built first."""
+
+    @property
+    def num_classes(self) -> int | None:
+        return None
+
+    @property
+    def dataset_id(self) -> str:
+        """Identifies the real data (for cached metric statistics)."""
+        return self.registry_name
+
+    @abc.abstractmethod
+    def load(self) -> tuple[Tensor, Tensor | None]:
+        """All samples (uint8 N x C x H x W images, or float points) and labels (or None)."""
+
+    def batch_transform(self, samples: Tensor) -> Tensor:
+        return uint8_to_unit_range(samples)
+
+    # --- shared machinery ---------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self.samples is not None:
+            return
+        samples, labels = self.load()
+        if self.config.limit is not None:
+            samples = samples[: self.config.limit]
+            labels = labels[: self.config.limit] if labels is not None else None
+        self.samples, self.labels = samples, labels
+
+    def train_dataloader(self) -> InMemoryBatches:
+        self.setup()
+        tensors = (self.samples,) if self.labels is None else (self.samples, self.labels)
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        try:
+            self._train_batches = InMemoryBatches(tensors, self.config.batch_size, self.seed,
+                                                  transform=self.batch_transform, rank=rank, world_size=world,
+                                                  count_on_yield=trainer is None)
+        except ValueError as error:
+            raise ConfigError(f"data.batch_size: {error}") from None
+        return self._train_batches
+
+    def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # Lightning calls this once per batch that reaches training_step (after its read-ahead).
+        if self._train_batches is not None and self.trainer is not None and self.trainer.training:
+            self._train_batches.mark_consumed()
+        return batch
+
+    def real_samples(self, n: int) -> Tensor:
+        """The first ``n`` samples in data space (for metrics and side-by-side grids)."""
+        self.setup()
+        return self.batch_transform(self.samples[:n])
+
+
+def resize_images(images: Tensor, size: int) -> Tensor:
+    """Resize uint8 N x C x H x W images once, bilinear with antialiasing (no aliasing when shrinking)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    out = [F.interpolate(chunk.float(), size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+           for chunk in images.split(4096)]
+    return torch.cat(out).round_().clamp_(0, 255).to(torch.uint8)

@@ -1,0 +1,5 @@
+"""Lightning callbacks: sample grids (and, from the metrics package, FID/IS/KID)."""
+
+from gan_lightning.callbacks.samples import SampleGridCallback
+
+__all__ = ["SampleGridCallback"]

@@ -1,0 +1,75 @@
+"""Sample grids from a fixed latent batch, written to ``run.dir/samples`` and handed to every logger."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_only
+from torch import Tensor
+from torchvision.utils import make_grid, save_image
+
+
+def image_grid(samples: Tensor, nrow: int) -> Tensor:
+    """[-1, 1] samples (N x C x H x W) -> one C x H' x W' grid in [0, 1]."""
+    return make_grid(samples.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1.0)
+
+
+def log_image(loggers: list[Any], key: str, image: Tensor, step: int, path: Path) -> None:
+    """Send a [0, 1] C x H x W image to every logger that shows images (the PNG file is the CSV record)."""
+    from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key=key, images=[str(path)], step=step)
+        elif isinstance(logger, TensorBoardLogger):
+            logger.experiment.add_image(key, image, global_step=step)
+
+
+class SampleGridCallback(L.Callback):
+    """Every ``every_n_steps`` training batches (and at the end) render G on the model's fixed inputs.
+
+    Models whose samples are not images (2-D toy data) provide ``render_samples(samples, path)``.
+    """
+
+    def __init__(self, directory: str | Path, every_n_steps: int = 200, n: int = 64, nrow: int = 8):
+        self.directory = Path(directory)
+        self.every_n_steps, self.n, self.nrow = every_n_steps, n, nrow
+        self.last_rendered_step = -1
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self.render(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.render(trainer, pl_module)
+
+    @rank_zero_only
+    def render(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Path | None:
+        step = trainer.global_step
+        if step == self.last_rendered_step:
+            return None
+        self.last_rendered_step = step
+        self.directory.mkdir(parents=True, exist_ok=True)
+        z, labels = pl_module.fixed_inputs(self.n)
+        samples = pl_module.generate(z, labels)
+        path = self.directory / f"step_{step:07d}.png"
+        if hasattr(pl_module, "render_samples"):
+            pl_module.render_samples(samples, path)
+            return path
+        grid = image_grid(samples, self.nrow)
+        save_image(grid, path)
+        log_image(trainer.loggers, "samples", grid, step, path)
+        return path
+
+
+def save_samples(samples: Tensor, path: str | Path, nrow: int = 8) -> None:
+    """Write samples to ``path``: a PNG grid, or the raw tensor (data space) for a ``.pt`` path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".pt":
+        torch.save(samples.detach().cpu(), path)
+    else:
+        save_image(image_grid(samples, nrow), path)

@@ -1,0 +1,228 @@
+"""Experiment configs: YAML files validated against structured (dataclass) schemas.
+
+An experiment has six sections: ``model``, ``data``, ``trainer``, ``callbacks``, ``logger`` and ``run``.
+``model`` and ``data`` are checked against the ``Config`` dataclass of the class their ``name`` selects in the
+registry, ``trainer`` against ``lightning.Trainer``'s keyword arguments, the rest against the dataclasses
+below. Every problem becomes a :class:`ConfigError` whose message is one line naming the key and what is
+accepted, raised before anything is trained or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import os
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from gan_lightning import registry
+from gan_lightning.errors import ConfigError
+
+EXPERIMENTS_DIR = Path(os.environ.get("GAN_LIGHTNING_EXPERIMENTS", Path(__file__).resolve().parents[1] / "experiments"))
+
+
+@dataclass
+class SamplesCallbackConfig:
+    enabled: bool = True
+    every_n_steps: int = 200  # training batches between two grids
+    n: int = 64  # images in the grid (a fixed latent batch, so grids are comparable over time)
+    nrow: int = 8
+
+
+@dataclass
+class CheckpointCallbackConfig:
+    every_n_steps: int = 500  # training batches between two saves of checkpoints/last.ckpt
+    monitor: Optional[str] = None  # e.g. val/fid: also keep the best checkpoints by that metric
+    mode: str = "min"
+    save_top_k: int = 1
+
+
+@dataclass
+class CallbacksConfig:
+    samples: SamplesCallbackConfig = field(default_factory=SamplesCallbackConfig)
+    checkpoint: CheckpointCallbackConfig = field(default_factory=CheckpointCallbackConfig)
+
+
+@dataclass
+class WandbConfig:
+    enabled: bool = False
+    project: str = "gan-lightning"
+    entity: Optional[str] = None
+    mode: str = "online"  # online | offline | disabled
+    group: Optional[str] = None  # default: the model name, so variants line up on one dashboard
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LoggerConfig:
+    csv: bool = True  # run.dir/metrics.csv
+    tensorboard: bool = False
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    dir: Optional[str] = None  # default: runs/<name>
+    seed: int = 0
+    resume: Optional[str] = None  # a checkpoint path, or "last" for <dir>/checkpoints/last.ckpt
+    quiet: bool = False  # no progress bar or model summary (CI, sweeps)
+
+
+# Sections validated here; model/data/trainer are validated against classes chosen at run time.
+_FIXED_SECTIONS = {"callbacks": CallbacksConfig, "logger": LoggerConfig, "run": RunConfig}
+SECTIONS = ("model", "data", "trainer", "callbacks", "logger", "run")
+# Trainer arguments the framework owns: setting them in YAML would silently fight the run directory.
+_RESERVED_TRAINER_KEYS = {"logger", "callbacks", "default_root_dir", "enable_checkpointing", "enable_progress_bar",
+                          "enable_model_summary"}
+_WANDB_MODES = ("online", "offline", "disabled")
+
+
+def resolve_experiment_path(experiment: str) -> Path:
+    """A YAML path, or the name of a file under experiments/ (without .yaml)."""
+    candidate = Path(experiment)
+    if candidate.suffix in (".yaml", ".yml") or candidate.is_file():
+        if not candidate.is_file():
+            raise ConfigError(f"experiment file {experiment} does not exist")
+        return candidate
+    named = EXPERIMENTS_DIR / f"{experiment}.yaml"
+    if not named.is_file():
+        raise ConfigError(f"unknown experiment {experiment!r}; accepted: {', '.join(experiment_names())} or a YAML path")
+    return named
+
+
+def experiment_names() -> list[str]:
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def _one_line(error: OmegaConfBaseException) -> str:
+    """omegaconf appends 'full_key: ... object_type=...' lines; the first line is the message."""
+    text = str(getattr(error, "msg", None) or error).strip().splitlines()
+    return " ".join(text[0].split()) if text else type(error).__name__
+
+
+def _merge_schema(schema: type, values: Any, section: str) -> DictConfig:
+    """Merge user values into a dataclass schema; omegaconf rejects unknown keys and wrong types."""
+    if values is None:
+        values = {}
+    if not isinstance(values, (dict, DictConfig)):
+        raise ConfigError(f"{section}: expected a mapping, got {type(values).__name__}")
+    base = OmegaConf.structured(schema)
+    try:
+        return OmegaConf.merge(base, values)
+    except ConfigKeyError as error:
+        key = f"{section}.{error.full_key}" if error.full_key else section
+        accepted = ", ".join(f.name for f in dataclasses.fields(_schema_at(schema, error.full_key)))
+        raise ConfigError(f"{key}: unknown key; accepted: {accepted}") from None
+    except ValidationError as error:
+        expected = _expected_type(schema, error.full_key)
+        raise ConfigError(f"{section}.{error.full_key}: {_one_line(error)}{expected}") from None
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{section}: {_one_line(error)}") from None
+
+
+def _schema_at(schema: type, dotted_key: str) -> type:
+    """The dataclass that owns the last component of ``dotted_key`` (for the list of accepted keys)."""
+    for part in dotted_key.split(".")[:-1] if dotted_key else []:
+        nested = _type_hints(schema).get(part)
+        if not (isinstance(nested, type) and dataclasses.is_dataclass(nested)):
+            break
+        schema = nested
+    return schema
+
+
+def _type_hints(schema: type) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(schema)
+    except Exception:  # forward references we cannot resolve: fall back to no hint
+        return {}
+
+
+def _expected_type(schema: type, dotted_key: str) -> str:
+    owner = _schema_at(schema, dotted_key)
+    hint = _type_hints(owner).get(dotted_key.split(".")[-1])
+    if hint is None:
+        return ""
+    name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    return f" (expected {name})"
+
+
+def _validate_trainer(values: Any) -> dict[str, Any]:
+    import lightning
+
+    trainer = OmegaConf.to_container(values, resolve=True) if isinstance(values, DictConfig) else dict(values or {})
+    accepted = set(inspect.signature(lightning.Trainer.__init__).parameters) - {"self"} - _RESERVED_TRAINER_KEYS
+    for key in trainer:
+        if key in _RESERVED_TRAINER_KEYS:
+            raise ConfigError(f"trainer.{key}: set by the framework (see the callbacks/logger/run sections)")
+        if key not in accepted:
+            raise ConfigError(f"trainer.{key}: unknown key; accepted: lightning.Trainer arguments such as "
+                              "max_steps, max_epochs, accelerator, devices, num_nodes, strategy, precision, "
+                              "log_every_n_steps, val_check_interval, limit_val_batches, deterministic")
+    max_steps = trainer.get("max_steps", -1)
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps == 0 or max_steps < -1:
+        raise ConfigError(f"trainer.max_steps: expected a positive int (training batches) or -1, got {max_steps!r}")
+    return trainer
+
+
+def validate(raw: DictConfig) -> DictConfig:
+    """Check every section and return the resolved, fully typed experiment config."""
+    unknown = [key for key in raw if key not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown section; accepted: {', '.join(SECTIONS)}")
+    for section in ("model", "data"):
+        if not isinstance(raw.get(section), (dict, DictConfig)) or "name" not in raw[section]:
+            raise ConfigError(f"{section}.name: missing; the experiment must say which {section} to use")
+    try:
+        OmegaConf.resolve(raw)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"interpolation: {_one_line(error)}") from None
+    model_cls = registry.get_model_class(raw.model.name)
+    data_cls = registry.get_datamodule_class(raw.data.name)
+    validated = {
+        "model": _merge_schema(model_cls.Config, raw.model, "model"),
+        "data": _merge_schema(data_cls.Config, raw.data, "data"),
+        "trainer": _validate_trainer(raw.get("trainer")),
+    }
+    for section, schema in _FIXED_SECTIONS.items():
+        validated[section] = _merge_schema(schema, raw.get(section), section)
+    config = OmegaConf.create(validated)
+    if config.logger.wandb.mode not in _WANDB_MODES:
+        raise ConfigError(f"logger.wandb.mode: {config.logger.wandb.mode!r}; accepted: {', '.join(_WANDB_MODES)}")
+    model_cls.check_config(config.model)
+    data_cls.check_config(config.data)
+    if config.run.dir is None:
+        config.run.dir = str(Path("runs") / config.run.name)
+    return config
+
+
+def parse_overrides(overrides: list[str]) -> DictConfig:
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value (omegaconf dotlist, e.g. model.lr_g=1e-4)")
+    try:
+        return OmegaConf.from_dotlist(list(overrides))
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"overrides: {_one_line(error)}") from None
+
+
+def load_experiment(experiment: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:
+    """Load experiments/<name>.yaml (or a YAML path), apply dotlist overrides and validate."""
+    path = resolve_experiment_path(experiment)
+    try:
+        raw = OmegaConf.load(path)
+    except Exception as error:  # YAML syntax errors come from several libraries
+        raise ConfigError(f"{path}: cannot parse YAML: {' '.join(str(error).split())}") from None
+    if isinstance(raw, ListConfig):
+        raise ConfigError(f"{path}: expected a mapping of sections ({', '.join(SECTIONS)})")
+    merged = OmegaConf.merge(raw, parse_overrides(list(overrides)))
+    return validate(merged)
+
+
+def to_yaml(config: DictConfig) -> str:
+    return OmegaConf.to_yaml(config, resolve=True)

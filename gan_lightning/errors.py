@@ -1,0 +1,13 @@
+"""User-facing errors: the CLI prints their message as one line and exits non-zero, no traceback."""
+
+
+class GanLightningError(Exception):
+    """A problem the user can fix (bad input, missing file). Exit status 1."""
+
+    exit_code = 1
+
+
+class ConfigError(GanLightningError):
+    """An invalid experiment config: unknown key, wrong type, unknown name. Exit status 2."""
+
+    exit_code = 2

@@ -1,0 +1,44 @@
+"""Radford et al. 2015: the DCGAN architecture and its Adam(2e-4, 0.5, 0.999) recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from omegaconf import DictConfig
+from torch import nn
+
+from gan_lightning.errors import ConfigError
+from gan_lightning.models.base import GANConfig, GANModule
+from gan_lightning.nets.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
+from gan_lightning.registry import register_model
+
+
+@dataclass
+class DCGANConfig(GANConfig):
+    name: str = "dcgan"
+    width_g: int = 64  # channels of G's last hidden layer (doubling towards the latent)
+    width_d: int = 64  # channels of D's first layer (doubling towards the output)
+    d_norm: str = "batch"  # batch | layer | none
+
+
+@register_model("dcgan")
+class DCGAN(GANModule):
+    Config = DCGANConfig
+
+    def build_generator(self) -> nn.Module:
+        channels, size = self.sample_shape[0], self.sample_shape[-1]
+        net = DCGANGenerator(self.config.latent_dim, channels, size, self.config.width_g, self.num_classes)
+        dcgan_init_(net)
+        return net
+
+    def build_discriminator(self) -> nn.Module:
+        channels, size = self.sample_shape[0], self.sample_shape[-1]
+        net = DCGANDiscriminator(channels, size, self.config.width_d, self.config.d_norm, self.num_classes)
+        dcgan_init_(net)
+        return net
+
+    @classmethod
+    def check_config(cls, config: DictConfig) -> None:
+        super().check_config(config)
+        if config.d_norm not in ("batch", "layer", "none"):
+            raise ConfigError(f"model.d_norm: {config.d_norm!r}; accepted: batch, layer, none")

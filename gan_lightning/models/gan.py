@@ -1,0 +1,33 @@
+"""Goodfellow et al. 2014: MLP generator and discriminator (also the 2-D toy-data baseline)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from torch import nn
+
+from gan_lightning.models.base import GANConfig, GANModule
+from gan_lightning.nets.mlp import MLPDiscriminator, MLPGenerator
+from gan_lightning.registry import register_model
+
+
+@dataclass
+class VanillaGANConfig(GANConfig):
+    name: str = "gan"
+    hidden_g: list[int] = field(default_factory=lambda: [256, 512])
+    hidden_d: list[int] = field(default_factory=lambda: [512, 256])
+    dropout_d: float = 0.0
+
+
+@register_model("gan")
+class VanillaGAN(GANModule):
+    Config = VanillaGANConfig
+
+    def build_generator(self) -> nn.Module:
+        images = len(self.sample_shape) == 3  # images are Tanh-bounded; toy points are not
+        return MLPGenerator(self.config.latent_dim, self.sample_shape, self.config.hidden_g, self.num_classes,
+                            tanh_output=images)
+
+    def build_discriminator(self) -> nn.Module:
+        return MLPDiscriminator(self.sample_shape, self.config.hidden_d, self.num_classes,
+                                dropout=self.config.dropout_d)

@@ -1,0 +1,47 @@
+"""Shared fixtures: fake MNIST IDX files, the real test split beside the repo, offline W&B."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("WANDB_MODE", "offline")  # nothing in the tests may reach a server
+os.environ.setdefault("WANDB_SILENT", "true")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def write_fake_mnist(root: Path, split: str = "train", n: int = 256, gz: bool = True) -> torch.Tensor:
+    """IDX files in torchvision's layout: class c is a bright c-th column band (easy to check by eye)."""
+    from datamodules.idx import write_idx
+
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    labels = torch.arange(n) % 10
+    images = torch.zeros(n, 28, 28, dtype=torch.uint8)
+    for i, label in enumerate(labels.tolist()):
+        images[i, :, 2 + 2 * label : 4 + 2 * label] = 255
+    prefix = "train" if split == "train" else "t10k"
+    suffix = ".gz" if gz else ""
+    write_idx(raw / f"{prefix}-images-idx3-ubyte{suffix}", images)
+    write_idx(raw / f"{prefix}-labels-idx1-ubyte{suffix}", labels)
+    return images
+
+
+@pytest.fixture
+def fake_mnist(tmp_path: Path) -> Path:
+    root = tmp_path / "data"
+    write_fake_mnist(root)
+    return root
+
+
+def tiny_overrides(data_root: Path, run_dir: Path, steps: int = 4) -> list[str]:
+    """A DCGAN small enough to train a few steps in about a second."""
+    return [f"data.root={data_root}", "data.download=false", "data.batch_size=8", "data.limit=64",
+            "model.width_g=4", "model.width_d=4", "model.latent_dim=8", f"trainer.max_steps={steps}",
+            f"run.dir={run_dir}", "run.quiet=true", "callbacks.samples.every_n_steps=2", "callbacks.samples.n=16",
+            "callbacks.checkpoint.every_n_steps=2", "trainer.log_every_n_steps=1"]

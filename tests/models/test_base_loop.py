@@ -1,0 +1,130 @@
+"""The alternating D/G loop: one real step per variant, n_critic rhythm, max_steps = batches, EMA, clipping."""
+
+from __future__ import annotations
+
+import lightning as L
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from gan_lightning import registry
+from gan_lightning.models import DCGAN, VanillaGAN
+
+
+def fit(model: L.LightningModule, steps: int, n: int = 32, batch_size: int = 8, shape=(1, 28, 28)) -> L.Trainer:
+    torch.manual_seed(0)
+    data = TensorDataset(torch.rand(n, *shape) * 2 - 1, torch.arange(n) % 10)
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(model, DataLoader(data, batch_size=batch_size, drop_last=True))
+    return trainer
+
+
+def params(module: torch.nn.Module) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in module.parameters()]
+
+
+def changed(before: list[torch.Tensor], module: torch.nn.Module) -> bool:
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters(), strict=True))
+
+
+VARIANTS = [
+    (VanillaGAN, {"hidden_g": [16], "hidden_d": [16], "latent_dim": 4}, (1, 28, 28)),
+    (VanillaGAN, {"hidden_g": [8], "hidden_d": [8], "latent_dim": 2}, (2,)),
+    (DCGAN, {"width_g": 4, "width_d": 4, "latent_dim": 4}, (1, 28, 28)),
+    (DCGAN, {"width_g": 4, "width_d": 4, "latent_dim": 4}, (3, 32, 32)),
+    (DCGAN, {"width_g": 2, "width_d": 2, "latent_dim": 4, "d_norm": "layer"}, (1, 64, 64)),
+]
+
+
+@pytest.mark.parametrize("cls, cfg, shape", VARIANTS)
+def test_one_d_and_g_step_updates_both_networks(cls, cfg, shape) -> None:
+    model = cls(cfg, shape)
+    g_before, d_before = params(model.generator), params(model.discriminator)
+    trainer = fit(model, steps=1, shape=shape)
+    assert trainer.global_step == 1 and int(model.batches_seen) == 1
+    assert changed(g_before, model.generator) and changed(d_before, model.discriminator)
+    samples = model.generate(torch.randn(3, cfg["latent_dim"]))
+    assert samples.shape == (3, *shape)
+    if len(shape) == 3:
+        assert samples.abs().max() <= 1.0  # Tanh output: images in data space [-1, 1]
+
+
+def test_registry_knows_the_variants() -> None:
+    assert registry.get_model_class("gan") is VanillaGAN and registry.get_model_class("dcgan") is DCGAN
+
+
+def test_max_steps_counts_batches_and_n_critic_sets_the_rhythm(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = VanillaGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "n_critic": 3}, (2,))
+    calls = []
+    for name in ("discriminator_loss", "generator_loss"):
+        original = getattr(model, name)
+
+        def spy(*args, _name=name, _original=original):
+            calls.append(_name[0])
+            return _original(*args)
+
+        monkeypatch.setattr(model, name, spy)
+    trainer = fit(model, steps=7, n=64, shape=(2,))
+    # 7 batches: a D step on each, a G step after every 3rd -> 9 optimizer steps, yet global_step == 7.
+    assert trainer.global_step == 7 and int(model.batches_seen) == 7
+    assert calls.count("d") == 7 and calls.count("g") == 2
+    assert "".join(calls) == "dddgdddgd"
+
+
+def test_generator_frozen_on_critic_only_batches() -> None:
+    model = VanillaGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "n_critic": 5}, (2,))
+    g_before = params(model.generator)
+    fit(model, steps=4, shape=(2,))
+    assert not changed(g_before, model.generator)  # 4 < n_critic: the critic trained alone
+
+
+def test_ema_tracks_generator() -> None:
+    model = VanillaGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "ema_decay": 0.5}, (2,))
+    start = params(model.generator)
+    fit(model, steps=1, shape=(2,))
+    # After one G step from identical weights: ema = 0.5 * start + 0.5 * new.
+    for ema, old, new in zip(model.generator_ema.parameters(), start, model.generator.parameters(), strict=True):
+        torch.testing.assert_close(ema, 0.5 * old + 0.5 * new.detach())
+    assert model.sampling_generator is model.generator_ema
+
+
+class NormRecordingGAN(VanillaGAN):
+    """Records the gradient norm each optimizer sees when it steps (after any clipping)."""
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        self.norms = getattr(self, "norms", []) + [torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(g) for g in grads])).item()]
+
+
+def test_gradient_clipping_bounds_the_norm_per_optimizer() -> None:
+    base = {"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "lr_d": 1e-3}
+    free = NormRecordingGAN(base, (2,))
+    clipped = NormRecordingGAN({**base, "grad_clip_d": 1e-3, "grad_clip_g": 2e-3}, (2,))
+    fit(free, steps=1, shape=(2,))
+    fit(clipped, steps=1, shape=(2,))
+    assert free.norms[0] > 1e-2 and free.norms[1] > 1e-2  # unclipped norms are far above the limits
+    assert clipped.norms[0] == pytest.approx(1e-3, rel=1e-4)  # D, then G: each clipped to its own limit
+    assert clipped.norms[1] == pytest.approx(2e-3, rel=1e-4)
+
+
+def test_linear_decay_schedule_reaches_zero() -> None:
+    model = VanillaGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "lr_schedule": "linear_decay",
+                        "lr_decay_start": 2}, (2,))
+    trainer = fit(model, steps=6, shape=(2,), n=64)
+    lrs = [opt.param_groups[0]["lr"] for opt in trainer.optimizers]
+    assert lrs == [0.0, 0.0]
+
+
+def test_conditional_flag_requires_labels() -> None:
+    from gan_lightning.errors import ConfigError
+
+    class Conditional(VanillaGAN):
+        conditional = True
+
+    with pytest.raises(ConfigError, match="conditional but the data has no class labels"):
+        Conditional({"hidden_g": [8], "hidden_d": [8]}, (2,), num_classes=None)
+    model = Conditional({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2}, (2,), num_classes=10)
+    fit(model, steps=2, shape=(2,))
+    assert model.fixed_labels(12).tolist() == [*range(10), 0, 1]
