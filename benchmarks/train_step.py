@@ -21,9 +21,8 @@ import shutil
 import statistics
 import tempfile
 import time
-from pathlib import Path
-
 import warnings
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -108,7 +107,8 @@ def data_path_batches_per_second(mnist_root: Path, batch_size: int, n_batches: i
         raw = Path(tmp) / "MNIST" / "raw"
         raw.mkdir(parents=True)
         for name in ("images-idx3-ubyte", "labels-idx1-ubyte"):
-            with gzip.open(mnist_root / "MNIST" / "raw" / f"t10k-{name}.gz") as src, open(raw / f"t10k-{name}", "wb") as dst:
+            source = mnist_root / "MNIST" / "raw" / f"t10k-{name}.gz"
+            with gzip.open(source) as src, open(raw / f"t10k-{name}", "wb") as dst:
                 shutil.copyfileobj(src, dst)
             # torchvision checks that all four files exist even for train=False; the train ones go unread.
             shutil.copy(raw / f"t10k-{name}", raw / f"train-{name}")

@@ -9,8 +9,9 @@ exactly the batches an uninterrupted run would have seen, which makes resume bit
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 import lightning as L
 import torch
@@ -91,7 +92,7 @@ class DataConfig:
 
     name: str = "?"
     batch_size: int = 64
-    limit: Optional[int] = None  # use only the first N samples (quick experiments, tests)
+    limit: int | None = None  # use only the first N samples (quick experiments, tests)
 
 
 class InMemoryDataModule(L.LightningDataModule, abc.ABC):

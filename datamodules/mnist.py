@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 from omegaconf import DictConfig
 from torch import Tensor
@@ -28,7 +27,7 @@ class MNISTConfig(DataConfig):
     root: str = "data"
     download: bool = True
     split: str = "train"  # train (60,000 digits) or test (10,000)
-    image_size: Optional[int] = None  # resize from 28 (e.g. 32 or 64 for DCGAN nets of that size)
+    image_size: int | None = None  # resize from 28 (e.g. 32 or 64 for DCGAN nets of that size)
 
 
 @register_datamodule("mnist")

@@ -1,4 +1,4 @@
-"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | list.
+"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | list.
 
 User errors (bad config, missing files) print one ``error:`` line to stderr and exit non-zero
 (2 for configuration problems, 1 otherwise); tracebacks are for bugs only.
@@ -59,6 +59,41 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+    from omegaconf import OmegaConf
+
+    from gan_lightning import config as config_lib
+    from gan_lightning.evaluation import evaluate
+    from gan_lightning.train import build_datamodule, load_model
+
+    model = load_model(args.checkpoint)
+    experiment = model.hparams.get("experiment")
+    if not experiment:
+        raise GanLightningError(f"{args.checkpoint} holds no experiment config: cannot tell which data to compare to")
+    experiment = OmegaConf.merge(OmegaConf.create(experiment), config_lib.parse_overrides(args.overrides))
+    experiment.run.resume = None
+    config = config_lib.validate(experiment)
+    settings = config.callbacks.metrics
+    for key, value in (("metrics", args.metrics), ("n_samples", args.n), ("extractor", args.extractor),
+                       ("inception_weights", args.inception_weights), ("cache_dir", args.cache_dir),
+                       ("n_real", args.n_real), ("batch_size", args.batch_size)):
+        if value is not None:
+            settings[key] = value
+    config_lib.check_metrics_settings(settings)
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    scores = {"checkpoint": str(args.checkpoint), "step": int(model.batches_seen),
+              **evaluate(model, build_datamodule(config), settings)}
+    text = json.dumps(scores)
+    print(text)
+    checkpoint = Path(args.checkpoint)
+    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    (run_dir / f"evaluation_step{scores['step']:07d}_{settings.extractor}.json").write_text(text + "\n")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from gan_lightning import registry
     from gan_lightning.config import experiment_names
@@ -90,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--nrow", type=int, default=8, help="images per grid row")
     sample.set_defaults(handler=_cmd_sample)
 
+    evaluate = commands.add_parser("evaluate", help="FID/IS/KID of a checkpoint, printed as one JSON object")
+    evaluate.add_argument("checkpoint")
+    evaluate.add_argument("overrides", nargs="*", help="dotlist for the stored experiment, e.g. data.root=DIR")
+    evaluate.add_argument("--metrics", default=None, help="comma-separated: fid,is,kid (default: all three)")
+    evaluate.add_argument("--n", type=int, default=None, help="generated samples (default 5000)")
+    evaluate.add_argument("--extractor", default=None, help="mnist (default, offline) or inception")
+    evaluate.add_argument("--inception-weights", default=None, help="pt_inception-2015-12-05 weights file")
+    evaluate.add_argument("--cache-dir", default=None, help="where real statistics are cached")
+    evaluate.add_argument("--n-real", type=int, default=None, help="real samples for the statistics")
+    evaluate.add_argument("--batch-size", type=int, default=None)
+    evaluate.set_defaults(handler=_cmd_evaluate)
+
     listing = commands.add_parser("list", help="list experiments, models and datamodules")
     listing.set_defaults(handler=_cmd_list)
     return parser
@@ -99,10 +146,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # parse_known_args lets overrides and flags mix in any order (`train X a=1 --quiet b=2`).
     args, extra = parser.parse_known_args(argv)
-    unknown = [item for item in extra if item.startswith("-") or args.command != "train"]
+    takes_overrides = args.command in ("train", "evaluate")
+    unknown = [item for item in extra if item.startswith("-") or not takes_overrides]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args.command == "train":
+    if takes_overrides:
         args.overrides = list(args.overrides) + extra
     # Lightning chats on stderr about things a GAN run cannot act on; keep real warnings, drop these.
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")

@@ -15,7 +15,7 @@ import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
@@ -37,24 +37,41 @@ class SamplesCallbackConfig:
 @dataclass
 class CheckpointCallbackConfig:
     every_n_steps: int = 500  # training batches between two saves of checkpoints/last.ckpt
-    monitor: Optional[str] = None  # e.g. val/fid: also keep the best checkpoints by that metric
+    monitor: str | None = None  # e.g. val/fid: also keep the best checkpoints by that metric
     mode: str = "min"
     save_top_k: int = 1
+
+
+@dataclass
+class MetricsCallbackConfig:
+    """FID / IS / KID during training (and the defaults of ``gan-lightning evaluate``)."""
+
+    enabled: bool = False
+    metrics: str = "fid,is,kid"
+    every_n_steps: int = 1000  # training batches between evaluations (and one at the end)
+    n_samples: int = 5000  # generated samples per evaluation
+    n_real: int | None = 10000  # real samples for the cached statistics (null = the whole dataset)
+    extractor: str = "mnist"  # mnist (offline, shipped classifier) | inception (the standard FID network)
+    inception_weights: str | None = None  # pt_inception-2015-12-05 file; null = torch hub cache/download
+    cache_dir: str | None = None  # real statistics cache; null = $GAN_LIGHTNING_CACHE or ~/.cache/gan_lightning
+    batch_size: int = 500
+    seed: int = 0  # latents of the evaluated samples: the same every evaluation
 
 
 @dataclass
 class CallbacksConfig:
     samples: SamplesCallbackConfig = field(default_factory=SamplesCallbackConfig)
     checkpoint: CheckpointCallbackConfig = field(default_factory=CheckpointCallbackConfig)
+    metrics: MetricsCallbackConfig = field(default_factory=MetricsCallbackConfig)
 
 
 @dataclass
 class WandbConfig:
     enabled: bool = False
     project: str = "gan-lightning"
-    entity: Optional[str] = None
+    entity: str | None = None
     mode: str = "online"  # online | offline | disabled
-    group: Optional[str] = None  # default: the model name, so variants line up on one dashboard
+    group: str | None = None  # default: the model name, so variants line up on one dashboard
     tags: list[str] = field(default_factory=list)
 
 
@@ -68,9 +85,9 @@ class LoggerConfig:
 @dataclass
 class RunConfig:
     name: str = "run"
-    dir: Optional[str] = None  # default: runs/<name>
+    dir: str | None = None  # default: runs/<name>
     seed: int = 0
-    resume: Optional[str] = None  # a checkpoint path, or "last" for <dir>/checkpoints/last.ckpt
+    resume: str | None = None  # a checkpoint path, or "last" for <dir>/checkpoints/last.ckpt
     quiet: bool = False  # no progress bar or model summary (CI, sweeps)
 
 
@@ -92,7 +109,8 @@ def resolve_experiment_path(experiment: str) -> Path:
         return candidate
     named = EXPERIMENTS_DIR / f"{experiment}.yaml"
     if not named.is_file():
-        raise ConfigError(f"unknown experiment {experiment!r}; accepted: {', '.join(experiment_names())} or a YAML path")
+        accepted = ", ".join(experiment_names())
+        raise ConfigError(f"unknown experiment {experiment!r}; accepted: {accepted} or a YAML path")
     return named
 
 
@@ -194,11 +212,26 @@ def validate(raw: DictConfig) -> DictConfig:
     config = OmegaConf.create(validated)
     if config.logger.wandb.mode not in _WANDB_MODES:
         raise ConfigError(f"logger.wandb.mode: {config.logger.wandb.mode!r}; accepted: {', '.join(_WANDB_MODES)}")
+    check_metrics_settings(config.callbacks.metrics)
     model_cls.check_config(config.model)
     data_cls.check_config(config.data)
     if config.run.dir is None:
         config.run.dir = str(Path("runs") / config.run.name)
     return config
+
+
+def check_metrics_settings(settings: DictConfig) -> None:
+    from gan_lightning.metrics import EXTRACTORS, MetricsError, parse_metrics
+
+    try:
+        parse_metrics(settings.metrics)
+    except MetricsError as error:
+        raise ConfigError(f"callbacks.metrics.metrics: {error}") from None
+    if settings.extractor not in EXTRACTORS:
+        raise ConfigError(f"callbacks.metrics.extractor: {settings.extractor!r}; accepted: {', '.join(EXTRACTORS)}")
+    for key in ("every_n_steps", "n_samples", "batch_size"):
+        if settings[key] < 1:
+            raise ConfigError(f"callbacks.metrics.{key}: must be >= 1, got {settings[key]}")
 
 
 def parse_overrides(overrides: list[str]) -> DictConfig:

@@ -7,7 +7,8 @@ cannot execute code and every accepted name can be listed in an error message.
 from __future__ import annotations
 
 import importlib
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from gan_lightning.errors import ConfigError
 

@@ -35,6 +35,10 @@ def build_callbacks(config: DictConfig, run_dir: Path) -> list[L.Callback]:
         save_last=True, every_n_train_steps=ckpt.every_n_steps, monitor=ckpt.monitor, mode=ckpt.mode,
         save_top_k=ckpt.save_top_k if ckpt.monitor else 0,
     )]
+    if config.callbacks.metrics.enabled:
+        from gan_lightning.callbacks.metrics import MetricsCallback
+
+        callbacks.append(MetricsCallback(config.callbacks.metrics, run_dir))
     samples = config.callbacks.samples
     if samples.enabled:
         callbacks.append(SampleGridCallback(run_dir / "samples", samples.every_n_steps, samples.n, samples.nrow))
@@ -92,6 +96,10 @@ def train(config: DictConfig) -> Path:
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     # The final state, whatever the checkpoint cadence: this is what --resume and `sample` pick up.
     trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    if config.logger.wandb.enabled and trainer.is_global_zero:
+        import wandb
+
+        wandb.finish()  # close the run: a later run in this process (a sweep agent, tests) starts its own
     if trainer.interrupted:
         raise GanLightningError(f"training interrupted; {run_dir}/checkpoints/last.ckpt holds the last state")
     return run_dir

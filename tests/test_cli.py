@@ -117,3 +117,17 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.strip().splitlines() == [
         result.stderr.strip()] and "model.nope: unknown key" in result.stderr
+
+
+def test_ddp_on_two_cpu_processes(fake_mnist: Path, tmp_path: Path) -> None:
+    """Alternating updates leave one network gradient-free per backward: DDP must be told, or it hangs/fails."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "gan_lightning", "train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 6),
+            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert checkpoint["global_step"] == 6 and int(checkpoint["state_dict"]["batches_seen"]) == 6

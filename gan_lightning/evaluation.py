@@ -1,0 +1,80 @@
+"""Scoring a generator against its dataset: shared by the metrics callback and ``gan-lightning evaluate``.
+
+Protocol: ``n_samples`` generated samples from fixed latents (seeded, so two evaluations of one model are
+comparable), from the EMA generator where there is one; real statistics over the first ``n_real`` samples of
+the datamodule's dataset, cached on disk by (dataset, resolution, extractor, count); preprocessing is the
+extractor's (see gan_lightning/metrics/extractors.py).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+
+from gan_lightning.metrics import MetricsError, build_extractor, class_histogram, parse_metrics
+from gan_lightning.metrics.extractors import FeatureExtractor
+from gan_lightning.metrics.stats import RealStats, StatsKey, extract, real_statistics, scores_from_output
+
+
+def make_extractor(settings: DictConfig, device: torch.device | str = "cpu") -> FeatureExtractor:
+    kwargs = {"weights_path": settings.inception_weights} if settings.extractor == "inception" else {}
+    return build_extractor(settings.extractor, **kwargs).to(device)
+
+
+def real_stats_for(datamodule: Any, extractor: FeatureExtractor, settings: DictConfig) -> RealStats:
+    datamodule.setup()
+    available = int(datamodule.samples.shape[0])
+    n_real = available if settings.n_real is None else min(settings.n_real, available)
+    key = StatsKey(dataset=datamodule.dataset_id, split="all", resolution=int(datamodule.sample_shape[-1]),
+                   extractor=extractor.name, num_samples=n_real)
+    device = next(extractor.parameters()).device
+
+    def features() -> Tensor:
+        real = datamodule.real_samples(n_real)
+        return extract(extractor, (b.to(device) for b in real.split(settings.batch_size))).features
+
+    return real_statistics(key, features, cache_dir=settings.cache_dir)
+
+
+@torch.no_grad()
+def generated_samples(model: Any, n: int, batch_size: int, seed: int) -> list[Tensor]:
+    """``n`` samples in batches; models that translate rather than generate provide ``metric_samples``."""
+    if hasattr(model, "metric_samples"):
+        return list(model.metric_samples(n, batch_size))
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for start in range(0, n, batch_size):
+        size = min(batch_size, n - start)
+        batches.append(model.generate(model.sample_latent(size, generator), model.sample_labels(size, generator)))
+    return batches
+
+
+def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor | None = None,
+             real: RealStats | None = None) -> dict[str, Any]:
+    """Scores as a flat dict: fid, is, is_std, kid, kid_std (as requested), plus class coverage for
+    classifier extractors and whether the real statistics came from the cache."""
+    names = parse_metrics(settings.metrics)
+    if len(model.sample_shape) != 3:
+        raise MetricsError(f"FID/IS/KID need image samples, this model makes samples of shape {model.sample_shape}")
+    extractor = extractor or make_extractor(settings, model.device)
+    if real is None and any(name in ("fid", "kid") for name in names):
+        real = real_stats_for(datamodule, extractor, settings)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*rank-deficient.*")  # said once below, not every time
+        fake = extract(extractor, generated_samples(model, settings.n_samples, settings.batch_size, settings.seed))
+        scores: dict[str, Any] = scores_from_output(fake, real, names, extractor_name=extractor.name)
+    if extractor.num_classes <= 100:  # a domain classifier: report which classes the generator produces
+        histogram = class_histogram(fake.logits, extractor.num_classes)
+        scores["class_histogram"] = histogram.tolist()
+        scores["classes_covered"] = int((histogram >= 0.01 * settings.n_samples).sum())
+    scores["n_samples"] = settings.n_samples
+    scores["extractor"] = extractor.name
+    scores["real_stats_cached"] = bool(real.from_cache) if real is not None else None
+    if settings.n_samples < extractor.feature_dim and "fid" in names:
+        scores["warning"] = (f"n_samples={settings.n_samples} < feature dim {extractor.feature_dim}: the sample "
+                             "covariance is rank-deficient and FID is biased upwards; compare only at equal n")
+    return scores

@@ -1,0 +1,216 @@
+"""Real-data statistics cached on disk, and the one call that scores generated images.
+
+Real statistics (mu, sigma and a feature sample for KID) depend only on (dataset, split, resolution,
+extractor, sample count), so they are computed once and stored under the cache directory:
+``$GAN_LIGHTNING_CACHE/stats`` if that variable is set, else ``~/.cache/gan_lightning/stats``.
+Files are written to a temporary name and renamed, so a crash or two DDP ranks writing at once never leave a
+truncated file; an unreadable or mismatching file is recomputed, never trusted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from gan_lightning.metrics.errors import MetricsError
+from gan_lightning.metrics.extractors import ExtractorOutput, FeatureExtractor
+from gan_lightning.metrics.math import (
+    feature_statistics,
+    frechet_distance,
+    inception_score,
+    kernel_inception_distance,
+)
+
+CACHE_ENV = "GAN_LIGHTNING_CACHE"
+STATS_FORMAT = 1  # bump when the stored layout or the statistics' definition changes
+KID_FEATURES = 10_000  # real feature rows kept for KID (a seeded random subset when there are more)
+
+
+def default_cache_dir() -> Path:
+    root = os.environ.get(CACHE_ENV)
+    return (Path(root).expanduser() if root else Path.home() / ".cache" / "gan_lightning") / "stats"
+
+
+@dataclass(frozen=True)
+class StatsKey:
+    """What real statistics depend on. ``dataset`` must identify the data (e.g. "mnist", or "folder:<root>")."""
+
+    dataset: str
+    split: str
+    resolution: int | tuple[int, int]
+    extractor: str  # FeatureExtractor.name, which encodes its weights and preprocessing
+    num_samples: int
+
+    def canonical(self) -> str:
+        return json.dumps({**asdict(self), "format": STATS_FORMAT}, sort_keys=True)
+
+    def filename(self) -> str:
+        res = "x".join(map(str, self.resolution)) if isinstance(self.resolution, tuple) else str(self.resolution)
+        readable = "_".join([self.dataset, self.split, res, self.extractor, f"n{self.num_samples}"])
+        readable = re.sub(r"[^A-Za-z0-9.-]+", "-", readable)[:120]
+        # The readable part is for humans (and may be truncated); the digest is what makes the name unique.
+        return f"{readable}_{hashlib.sha256(self.canonical().encode()).hexdigest()[:16]}.pt"
+
+
+@dataclass
+class RealStats:
+    key: StatsKey
+    mu: Tensor  # float64 (D,)
+    sigma: Tensor  # float64 (D, D)
+    features: Tensor  # float32 (min(N, kid_features), D): the sample KID compares against
+    from_cache: bool = False
+    path: Path | None = None
+
+
+def _load(path: Path, key: StatsKey, kid_rows: int) -> RealStats | None:
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        if data["key"] != key.canonical() or data["features"].shape[0] < kid_rows:
+            raise ValueError("stored key or feature count does not match")
+        return RealStats(key, data["mu"], data["sigma"], data["features"], from_cache=True, path=path)
+    except Exception as exc:  # corrupt, foreign or stale file: recompute rather than trust it
+        warnings.warn(f"ignoring cached statistics {path} ({type(exc).__name__}: {exc}); recomputing", stacklevel=3)
+        return None
+
+
+def real_statistics(
+    key: StatsKey,
+    compute_features: Callable[[], Tensor],
+    cache_dir: str | Path | None = None,
+    kid_features: int = KID_FEATURES,
+    seed: int = 0,
+) -> RealStats:
+    """Cached real statistics for ``key``; ``compute_features()`` (returning (num_samples, D)) runs on a miss.
+
+    The result's ``from_cache`` tells whether the cache was hit.
+    """
+    cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+    path = cache_dir / key.filename()
+    kid_rows = min(kid_features, key.num_samples)
+    if path.is_file() and (hit := _load(path, key, kid_rows)) is not None:
+        return hit
+
+    features = torch.as_tensor(compute_features()).detach()
+    if features.dim() != 2 or features.shape[0] != key.num_samples:
+        raise MetricsError(f"real features for {key.dataset}/{key.split}: expected ({key.num_samples}, D), got "
+                           f"{tuple(features.shape)}; the key's num_samples must be the number of images used")
+    mu, sigma = feature_statistics(features)
+    keep = torch.randperm(features.shape[0], generator=torch.Generator().manual_seed(seed))[:kid_rows]
+    kept = features[keep.to(features.device)].float().cpu()
+    stats = RealStats(key, mu.cpu(), sigma.cpu(), kept, from_cache=False, path=path)
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    torch.save({"key": key.canonical(), "mu": stats.mu, "sigma": stats.sigma, "features": kept}, tmp)
+    os.replace(tmp, path)
+    return stats
+
+
+ImagesLike = Tensor | Iterable[Tensor] | Iterable[Sequence[Tensor]]
+
+
+def extract(extractor: FeatureExtractor, images: ImagesLike, batch_size: int = 100) -> ExtractorOutput:
+    """Run ``extractor`` over a (N, C, H, W) tensor (in batches) or an iterable of batches.
+
+    Batches may be tensors or (images, labels, ...) tuples as DataLoaders yield; outputs stay on the
+    extractor's device.
+    """
+    batches = images.split(batch_size) if torch.is_tensor(images) else images
+    features, logits = [], []
+    for batch in batches:
+        x = batch if torch.is_tensor(batch) else batch[0]
+        out = extractor(x)
+        features.append(out.features)
+        logits.append(out.logits)
+    if not features:
+        raise MetricsError("no images to evaluate")
+    return ExtractorOutput(torch.cat(features), torch.cat(logits))
+
+
+@dataclass
+class MetricOptions:
+    is_splits: int = 10
+    kid_subsets: int = 100
+    kid_subset_size: int = 1000
+    seed: int = 0
+
+
+def _fid(fake: ExtractorOutput, real: RealStats, opts: MetricOptions) -> dict[str, float]:
+    mu, sigma = feature_statistics(fake.features)
+    return {"fid": frechet_distance(real.mu, real.sigma, mu, sigma)}
+
+
+def _is(fake: ExtractorOutput, real: RealStats | None, opts: MetricOptions) -> dict[str, float]:
+    mean, std = inception_score(fake.logits, splits=opts.is_splits, from_logits=True)
+    return {"is": mean, "is_std": std}
+
+
+def _kid(fake: ExtractorOutput, real: RealStats, opts: MetricOptions) -> dict[str, float]:
+    # KID runs where the fake features are (the GPU during training): it is 100 subsets of matmuls.
+    mean, std = kernel_inception_distance(real.features.to(fake.features.device), fake.features,
+                                          subsets=opts.kid_subsets, subset_size=opts.kid_subset_size,
+                                          seed=opts.seed)
+    return {"kid": mean, "kid_std": std}
+
+
+# name -> (function, needs real statistics)
+METRICS: dict[str, tuple[Callable[..., dict[str, float]], bool]] = {
+    "fid": (_fid, True),
+    "is": (_is, False),
+    "kid": (_kid, True),
+}
+
+
+def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
+    """Validate metric names ("fid,is" or ["fid", "is"]); unknown names raise MetricsError listing accepted ones."""
+    names = [m.strip().lower() for m in (metrics.split(",") if isinstance(metrics, str) else metrics)]
+    names = [m for m in dict.fromkeys(names) if m]  # de-duplicate, keep order
+    unknown = [m for m in names if m not in METRICS]
+    if unknown or not names:
+        raise MetricsError(f"unknown metric(s) {unknown or metrics!r}; accepted: {', '.join(METRICS)}")
+    return names
+
+
+def compute_metrics(
+    fake: ImagesLike,
+    real_stats: RealStats | None,
+    extractor: FeatureExtractor,
+    metrics: str | Iterable[str] = ("fid", "is", "kid"),
+    batch_size: int = 100,
+    options: MetricOptions | None = None,
+) -> dict[str, float]:
+    """Score generated images (data space [-1, 1]): {"fid", "is", "is_std", "kid", "kid_std"} as requested."""
+    names = parse_metrics(metrics)
+    _check_real_stats(names, real_stats, extractor.name)
+    return scores_from_output(extract(extractor, fake, batch_size), real_stats, names, options)
+
+
+def _check_real_stats(names: list[str], real_stats: RealStats | None, extractor_name: str) -> None:
+    if any(METRICS[m][1] for m in names):
+        if real_stats is None:
+            raise MetricsError(f"metrics {names} need real statistics, got none")
+        if real_stats.key.extractor != extractor_name:
+            raise MetricsError(f"real statistics were computed with extractor {real_stats.key.extractor!r}, "
+                               f"not {extractor_name!r}: scores would not be comparable")
+
+
+def scores_from_output(fake: ExtractorOutput, real_stats: RealStats | None, metrics: str | Iterable[str],
+                       options: MetricOptions | None = None, extractor_name: str | None = None) -> dict[str, float]:
+    """The scores from already-extracted fake features/logits (callers that also need the logits)."""
+    names = parse_metrics(metrics)
+    if extractor_name is not None:
+        _check_real_stats(names, real_stats, extractor_name)
+    opts = options or MetricOptions()
+    result: dict[str, float] = {}
+    for m in names:
+        result.update(METRICS[m][0](fake, real_stats, opts))
+    return result

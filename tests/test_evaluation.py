@@ -1,0 +1,83 @@
+"""FID/IS/KID wired into training (callback) and the evaluate command."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from gan_lightning.cli import main
+from tests.conftest import tiny_overrides
+
+METRICS = ["callbacks.metrics.enabled=true", "callbacks.metrics.every_n_steps=2", "callbacks.metrics.n_samples=40",
+           "callbacks.metrics.n_real=48", "callbacks.metrics.batch_size=20"]
+
+
+def test_metrics_are_logged_during_training(fake_mnist: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    cache = tmp_path / "cache"
+    code = main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 4), *METRICS,
+                 f"callbacks.metrics.cache_dir={cache}", "callbacks.checkpoint.monitor=val/fid"])
+    assert code == 0
+    rows = [r for r in csv.DictReader((run / "metrics.csv").open()) if r.get("val/fid")]
+    assert [int(r["step"]) for r in rows] == [1, 3]  # logged at the batches ending on global steps 2 and 4
+    for row in rows:
+        assert float(row["val/fid"]) > 0 and float(row["val/is"]) >= 1.0 and row["val/kid"]
+        assert 1 <= float(row["val/classes_covered"]) <= 10
+    report = json.loads((run / "metrics" / "step_0000004.json").read_text())
+    assert sum(report["class_histogram"]) == 40 and report["real_stats_cached"] is False
+    assert len(list(cache.glob("*.pt"))) == 1  # real statistics computed once, then reused in the run
+    best = [p.name for p in (run / "checkpoints").iterdir() if p.name != "last.ckpt"]
+    assert len(best) == 1  # ModelCheckpoint kept the best val/fid
+
+
+def test_evaluate_prints_json_and_reuses_cached_statistics(fake_mnist: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 2)]) == 0
+    capsys.readouterr()
+    args = ["evaluate", str(run / "checkpoints" / "last.ckpt"), "--n", "30", "--n-real", "40",
+            "--cache-dir", str(tmp_path / "cache"), "--batch-size", "16"]
+    assert main(args) == 0
+    first = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    second = json.loads(capsys.readouterr().out)
+    assert first["real_stats_cached"] is False and second["real_stats_cached"] is True
+    assert first["fid"] == pytest.approx(second["fid"], rel=1e-9)  # seeded samples: the same number twice
+    assert {"fid", "is", "is_std", "kid", "kid_std", "class_histogram", "step"} <= set(first)
+    assert first["step"] == 2 and "rank-deficient" in first["warning"]
+    written = json.loads((run / "evaluation_step0000002_mnist.json").read_text())
+    assert written["fid"] == second["fid"]
+
+
+def test_evaluate_metric_subset_and_data_override(fake_mnist: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 2)]) == 0
+    capsys.readouterr()
+    moved = tmp_path / "moved"
+    fake_mnist.rename(moved)  # the data moved since training: point the stored experiment at it
+    assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", "is", "--n", "20",
+                 f"data.root={moved}"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    assert "is" in scores and "fid" not in scores and scores["real_stats_cached"] is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--metrics", "fid,lpips"], "unknown metric(s) ['lpips']; accepted: fid, is, kid"),
+    (["--extractor", "clip"], "callbacks.metrics.extractor: 'clip'; accepted: inception, mnist"),
+    (["--extractor", "inception", "--inception-weights", "/nope/pt_inception.pth"],
+     "/nope/pt_inception.pth"),
+])
+def test_evaluate_bad_options_are_one_line(fake_mnist: Path, tmp_path: Path, capsys, args, message) -> None:
+    run = tmp_path / "run"
+    assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 1)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--n", "10", *args]) in (1, 2)
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_metrics_config_is_validated_before_training(capsys) -> None:
+    assert main(["train", "dcgan_mnist", "callbacks.metrics.metrics=fid,psnr", "--dry-run"]) == 2
+    assert "callbacks.metrics.metrics" in capsys.readouterr().err
