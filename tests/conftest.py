@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import torch
 
 os.environ.setdefault("WANDB_MODE", "offline")  # nothing in the tests may reach a server
 os.environ.setdefault("WANDB_SILENT", "true")
+# Cached real statistics from a test must never land in (or be read from) the user's cache.
+os.environ["GAN_LIGHTNING_CACHE"] = tempfile.mkdtemp(prefix="gan_lightning_test_cache_")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -44,4 +47,5 @@ def tiny_overrides(data_root: Path, run_dir: Path, steps: int = 4) -> list[str]:
     return [f"data.root={data_root}", "data.download=false", "data.batch_size=8", "data.limit=64",
             "model.width_g=4", "model.width_d=4", "model.latent_dim=8", f"trainer.max_steps={steps}",
             f"run.dir={run_dir}", "run.quiet=true", "callbacks.samples.every_n_steps=2", "callbacks.samples.n=16",
-            "callbacks.checkpoint.every_n_steps=2", "trainer.log_every_n_steps=1"]
+            "callbacks.checkpoint.every_n_steps=2", "trainer.log_every_n_steps=1",
+            "callbacks.metrics.enabled=false"]
