@@ -174,6 +174,45 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         return self.batch_transform(self.samples[:n])
 
 
+@dataclass
+class ImageDataConfig(DataConfig):
+    image_size: int | None = None  # resize once at load (e.g. 32 or 64 for DCGAN nets of that size)
+
+
+class ImageDataModule(InMemoryDataModule):
+    """Square uint8 images with labels: subclasses say their native size/channels and ``load_images``."""
+
+    Config = ImageDataConfig
+    native_size = 28
+    channels = 1
+    classes = 10
+
+    @classmethod
+    def check_config(cls, config: DictConfig) -> None:
+        super().check_config(config)
+        if config.image_size is not None and config.image_size < 8:
+            raise ConfigError(f"data.image_size: must be >= 8 or null, got {config.image_size}")
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        size = self.config.image_size or self.native_size
+        return (self.channels, size, size)
+
+    @property
+    def num_classes(self) -> int:
+        return self.classes
+
+    @abc.abstractmethod
+    def load_images(self) -> tuple[Tensor, Tensor]:
+        """uint8 N x C x H x W images at the native size, and long labels."""
+
+    def load(self) -> tuple[Tensor, Tensor]:
+        images, labels = self.load_images()
+        if self.config.image_size:
+            images = resize_images(images, self.config.image_size)
+        return images, labels
+
+
 def resize_images(images: Tensor, size: int) -> Tensor:
     """Resize uint8 N x C x H x W images once, bilinear with antialiasing (no aliasing when shrinking)."""
     if images.shape[-1] == size and images.shape[-2] == size:

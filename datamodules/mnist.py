@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from torch import Tensor
 
-from datamodules.base import DataConfig, InMemoryDataModule, resize_images
+from datamodules.base import ImageDataConfig, ImageDataModule
 from datamodules.idx import read_idx
 from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.registry import register_datamodule
@@ -22,16 +22,15 @@ _PREFIX = {"train": "train", "test": "t10k"}
 
 
 @dataclass
-class MNISTConfig(DataConfig):
+class MNISTConfig(ImageDataConfig):
     name: str = "mnist"
     root: str = "data"
     download: bool = True
     split: str = "train"  # train (60,000 digits) or test (10,000)
-    image_size: int | None = None  # resize from 28 (e.g. 32 or 64 for DCGAN nets of that size)
 
 
 @register_datamodule("mnist")
-class MNISTDataModule(InMemoryDataModule):
+class MNISTDataModule(ImageDataModule):
     Config = MNISTConfig
 
     @classmethod
@@ -39,17 +38,6 @@ class MNISTDataModule(InMemoryDataModule):
         super().check_config(config)
         if config.split not in _PREFIX:
             raise ConfigError(f"data.split: {config.split!r}; accepted: train, test")
-        if config.image_size is not None and config.image_size < 8:
-            raise ConfigError(f"data.image_size: must be >= 8 or null, got {config.image_size}")
-
-    @property
-    def sample_shape(self) -> tuple[int, ...]:
-        size = self.config.image_size or 28
-        return (1, size, size)
-
-    @property
-    def num_classes(self) -> int:
-        return 10
 
     @property
     def dataset_id(self) -> str:
@@ -88,7 +76,7 @@ class MNISTDataModule(InMemoryDataModule):
             raise GanLightningError(f"MNIST download into {self.raw_folder} failed ({type(error).__name__}: "
                                     f"{' '.join(str(error).split())[:200]}); place {names} there by hand") from None
 
-    def load(self) -> tuple[Tensor, Tensor]:
+    def load_images(self) -> tuple[Tensor, Tensor]:
         self.prepare_data()
         images_path, labels_path = self._find()
         try:
@@ -97,7 +85,4 @@ class MNISTDataModule(InMemoryDataModule):
             raise GanLightningError(f"cannot read MNIST in {self.raw_folder}: {error}") from None
         if images.dim() != 3 or labels.shape[0] != images.shape[0]:
             raise GanLightningError(f"{images_path}: expected N x 28 x 28 images matching {labels_path}")
-        images = images.unsqueeze(1)
-        if self.config.image_size:
-            images = resize_images(images, self.config.image_size)
-        return images, labels.long()
+        return images.unsqueeze(1), labels.long()
