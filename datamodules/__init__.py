@@ -2,5 +2,6 @@
 
 from datamodules.digits import DigitsDataModule
 from datamodules.mnist import MNISTDataModule
+from datamodules.toy import ToyDataModule
 
-__all__ = ["DigitsDataModule", "MNISTDataModule"]
+__all__ = ["DigitsDataModule", "MNISTDataModule", "ToyDataModule"]

@@ -52,11 +52,43 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             raise GanLightningError(f"--label must be in [0, {model.num_classes - 1}], got {args.label}")
         labels = torch.full((args.n,), args.label, dtype=torch.long)
     else:
-        labels = model.fixed_labels(args.n)
+        labels = model.fixed_labels(args.n, args.nrow)  # conditional models: class by row
+    if args.interpolate or args.arithmetic:
+        z, labels = _latent_tool_inputs(model, args, generator, labels)
     samples = model.generate(z, labels)
-    save_samples(samples, args.out, nrow=args.nrow)
-    print(f"wrote {args.n} samples to {args.out}")
+    if hasattr(model, "render_samples") and not str(args.out).endswith(".pt"):
+        model.render_samples(samples, args.out)  # 2-D points: a scatter plot
+    else:
+        save_samples(samples, args.out, nrow=4 if args.arithmetic else args.nrow)
+    print(f"wrote {len(samples)} samples to {args.out}")
     return 0
+
+
+def _latent_tool_inputs(model, args: argparse.Namespace, generator, labels):
+    """--interpolate: rows of --nrow latents walking (slerp) between two random latents.
+    --arithmetic A,B,C: one row G(z_A), G(z_B), G(z_C), G(z_A + z_B - z_C), z_S drawn from seed S."""
+    import torch
+
+    from gan_lightning.latent import interpolation_grid, latent_arithmetic
+
+    if args.arithmetic:
+        try:
+            seeds = [int(part) for part in args.arithmetic.split(",")]
+        except ValueError:
+            seeds = []
+        if len(seeds) != 3:
+            raise GanLightningError(f"--arithmetic: expected three seeds A,B,C, got {args.arithmetic!r}")
+        z_a, z_b, z_c = (model.sample_latent(1, torch.Generator().manual_seed(s))[0] for s in seeds)
+        z = torch.stack([z_a, z_b, z_c, latent_arithmetic(z_a, z_b, z_c)])
+    else:
+        if args.nrow < 2:
+            raise GanLightningError(f"--interpolate needs --nrow >= 2 (steps per row), got {args.nrow}")
+        rows = max(1, args.n // args.nrow)
+        z = interpolation_grid(model.sample_latent(rows, generator), model.sample_latent(rows, generator), args.nrow)
+    if labels is not None:  # one class per row (--label: that class everywhere)
+        row_length = 4 if args.arithmetic else args.nrow
+        labels = labels[0].repeat(len(z)) if args.label is not None else model.fixed_labels(len(z), row_length)
+    return z, labels
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -123,6 +155,10 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--label", type=int, default=None, help="class to draw (conditional models)")
     sample.add_argument("--nrow", type=int, default=8, help="images per grid row")
+    sample.add_argument("--interpolate", action="store_true",
+                        help="rows of --nrow samples interpolating (slerp) between two random latents")
+    sample.add_argument("--arithmetic", default=None, metavar="A,B,C",
+                        help="latent arithmetic: G(z_A), G(z_B), G(z_C), G(z_A + z_B - z_C), z_S from seed S")
     sample.set_defaults(handler=_cmd_sample)
 
     evaluate = commands.add_parser("evaluate", help="FID/IS/KID of a checkpoint, printed as one JSON object")

@@ -11,6 +11,8 @@ from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
+from gan_lightning.callbacks.periodic import PeriodicCallback
+
 
 def image_grid(samples: Tensor, nrow: int) -> Tensor:
     """[-1, 1] samples (N x C x H x W) -> one C x H' x W' grid in [0, 1]."""
@@ -28,32 +30,22 @@ def log_image(loggers: list[Any], key: str, image: Tensor, step: int, path: Path
             logger.experiment.add_image(key, image, global_step=step)
 
 
-class SampleGridCallback(L.Callback):
+class SampleGridCallback(PeriodicCallback):
     """Every ``every_n_steps`` training batches (and at the end) render G on the model's fixed inputs.
 
     Models whose samples are not images (2-D toy data) provide ``render_samples(samples, path)``.
     """
 
     def __init__(self, directory: str | Path, every_n_steps: int = 200, n: int = 64, nrow: int = 8):
+        super().__init__(every_n_steps)
         self.directory = Path(directory)
-        self.every_n_steps, self.n, self.nrow = every_n_steps, n, nrow
-        self.last_rendered_step = -1
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        if trainer.global_step % self.every_n_steps == 0:
-            self.render(trainer, pl_module)
-
-    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.render(trainer, pl_module)
+        self.n, self.nrow = n, nrow
 
     @rank_zero_only
-    def render(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Path | None:
+    def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Path:
         step = trainer.global_step
-        if step == self.last_rendered_step:
-            return None
-        self.last_rendered_step = step
         self.directory.mkdir(parents=True, exist_ok=True)
-        z, labels = pl_module.fixed_inputs(self.n)
+        z, labels = pl_module.fixed_inputs(self.n, nrow=self.nrow)  # conditional: class by row
         samples = pl_module.generate(z, labels)
         path = self.directory / f"step_{step:07d}.png"
         if hasattr(pl_module, "render_samples"):

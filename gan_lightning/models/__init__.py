@@ -1,7 +1,11 @@
 """GAN variants as LightningModules. Importing this package registers every variant by name."""
 
 from gan_lightning.models.base import GANConfig, GANModule
+from gan_lightning.models.cgan import CGAN
 from gan_lightning.models.dcgan import DCGAN
 from gan_lightning.models.gan import VanillaGAN
+from gan_lightning.models.sngan import SNGAN
+from gan_lightning.models.wgan import WGAN
+from gan_lightning.models.wgan_gp import WGANGP
 
-__all__ = ["DCGAN", "GANConfig", "GANModule", "VanillaGAN"]
+__all__ = ["CGAN", "DCGAN", "GANConfig", "GANModule", "SNGAN", "VanillaGAN", "WGAN", "WGANGP"]

@@ -19,7 +19,7 @@ import abc
 import copy
 import random
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -30,7 +30,15 @@ from torch import Tensor, nn
 from torch.utils._pytree import tree_map
 
 from gan_lightning.errors import ConfigError
-from gan_lightning.losses import LOSS_FAMILIES
+from gan_lightning.losses import LOSS_FAMILIES, feature_matching, gradient_penalty, historical_average
+from gan_lightning.nets.layers import (
+    HistoricalAverages,
+    add_minibatch_discrimination,
+    pack_samples,
+    reference_batch,
+    spectral_norm_all,
+    use_virtual_batch_norm,
+)
 
 # Loss families whose D output is a logit, so that sigmoid(D) is D's probability of "real".
 _LOGIT_LOSSES = {"minimax", "saturating", "non_saturating"}
@@ -52,15 +60,27 @@ class GANConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     weight_decay: float = 0.0
-    grad_clip_d: Optional[float] = None  # max gradient norm per optimizer, null = off
-    grad_clip_g: Optional[float] = None
+    grad_clip_d: float | None = None  # max gradient norm per optimizer, null = off
+    grad_clip_g: float | None = None
     lr_schedule: str = "constant"  # constant | linear_decay (to 0 at trainer.max_steps)
     lr_decay_start: int = 0  # batch at which linear decay begins
-    lr_decay_end: Optional[int] = None  # batch at which the lr reaches 0; null = trainer.max_steps
-    ema_decay: Optional[float] = None  # EMA copy of G for samples/metrics, e.g. 0.999; null = off
+    lr_decay_end: int | None = None  # batch at which the lr reaches 0; null = trainer.max_steps
+    ema_decay: float | None = None  # EMA copy of G for samples/metrics, e.g. 0.999; null = off
     ema_start: int = 0  # batches before the EMA starts averaging (it copies G until then)
     real_label: float = 1.0  # < 1: one-sided label smoothing (Salimans et al. 2016)
     sample_seed: int = 1234  # seed of the fixed latent batch rendered into sample grids
+    # --- options every variant accepts (README "Techniques" says when to use each) ----------------------
+    weight_clip: float | None = None  # WGAN: clamp every critic weight to [-c, c] after each D step
+    gradient_penalty: float = 0.0  # WGAN-GP lambda (10 in the paper); 0 = off. Needs a D without batchnorm
+    spectral_norm_d: bool = False  # SNGAN: every Conv/Linear weight of D divided by its spectral norm
+    pack: int = 1  # PacGAN: D judges m samples at once (m = 1: off); the batch size must be a multiple of m
+    minibatch_kernels: int = 0  # minibatch discrimination: B kernels between D's features and head; 0 = off
+    minibatch_kernel_dim: int = 5  # C, the dimension of each kernel
+    feature_matching: float = 0.0  # weight of ||mean f(x) - mean f(G(z))||^2 (f = D's last hidden layer) in G's loss
+    feature_matching_only: bool = False  # G minimises feature matching alone (Salimans et al.'s form)
+    historical_averaging: float = 0.0  # weight of ||theta - mean of past theta||^2 in both players' losses
+    virtual_batch_norm: bool = False  # G's batchnorm layers normalise with a reference batch fixed at start
+    vbn_reference_size: int = 64  # size of that reference batch
 
 
 _OPTIMIZERS = ("adam", "rmsprop")
@@ -98,6 +118,7 @@ class GANModule(L.LightningModule, abc.ABC):
         except ValueError as error:  # e.g. an image size the architecture cannot produce
             raise ConfigError(f"model.name: {self.registry_name} cannot model samples of shape "
                               f"{self.sample_shape}: {error}") from None
+        self._apply_options()
         self.generator_ema = None
         if config.ema_decay is not None:
             # Left in train mode like the rest of the module (Lightning warns otherwise); generate() uses eval.
@@ -106,6 +127,72 @@ class GANModule(L.LightningModule, abc.ABC):
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
         self._rng_to_restore: dict[str, Any] | None = None
         self._counted_step_taken = False
+
+    @property
+    def d_input_shape(self) -> tuple[int, ...]:
+        """What one D input looks like: a sample, or with packing m samples stacked along dim 0 (channels)."""
+        return (self.sample_shape[0] * self.config.pack, *self.sample_shape[1:])
+
+    def _apply_options(self) -> None:
+        """Network surgery for the generic options, after the variant built its nets."""
+        config = self.config
+        if config.minibatch_kernels > 0:
+            self.discriminator = add_minibatch_discrimination(self.discriminator, config.minibatch_kernels,
+                                                              config.minibatch_kernel_dim)
+        if config.spectral_norm_d:
+            spectral_norm_all(self.discriminator)
+        if config.gradient_penalty > 0 and any(
+                isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.discriminator.modules()):
+            raise ConfigError("model.gradient_penalty: the critic has batchnorm, which makes the penalty "
+                              "per batch, not per sample (Gulrajani et al.); use a critic without it "
+                              "(dcgan-style nets: model.d_norm=layer or none)")
+        if (config.feature_matching > 0 or config.feature_matching_only) and not hasattr(self.discriminator,
+                                                                                         "features"):
+            raise ConfigError(f"model.feature_matching: {self.registry_name}'s discriminator has no features()")
+        self.historical = None
+        if config.historical_averaging > 0:
+            self.historical = HistoricalAverages({"d": self.discriminator_parameters(),
+                                                  "g": self.generator_parameters()})
+        if config.virtual_batch_norm:
+            if not use_virtual_batch_norm(self.generator):
+                raise ConfigError(f"model.virtual_batch_norm: {self.registry_name}'s generator has no batchnorm "
+                                  "layers to make virtual (MLP nets: model.norm_g=batch)")
+            generator = torch.Generator().manual_seed(self.config.sample_seed + 1)
+            self.register_buffer("vbn_reference_z", self.sample_latent(config.vbn_reference_size, generator))
+            labels = self.sample_labels(config.vbn_reference_size, generator)
+            self.register_buffer("vbn_reference_labels", labels if labels is not None else torch.zeros(0))
+            with torch.no_grad():  # the reference batch is fixed now: record its statistics at init
+                self._generate_with_reference(self.vbn_reference_z[:1], None if labels is None else labels[:1])
+        if len(self.sample_shape) == 1 and self.sample_shape[0] == 2:
+            # 2-D points are drawn as scatter plots, not image grids (SampleGridCallback looks for this).
+            self.render_samples = self._render_points
+
+    def _generate_with_reference(self, z: Tensor, labels: Tensor | None) -> Tensor:
+        """G(z) with virtual batch norm statistics from the fixed reference batch under the current weights."""
+        ref_labels = self.vbn_reference_labels if self.conditional else None
+        with reference_batch(self.generator):
+            self.generator(self.vbn_reference_z, *self._label_args(ref_labels))
+            return self.generator(z, *self._label_args(labels))
+
+    def _render_points(self, samples: Tensor, path: Any) -> None:
+        from gan_lightning.metrics.modes import scatter_plot
+
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        centres = getattr(datamodule, "mode_centres", torch.zeros(0, 2))
+        scatter_plot(samples, centres, path)
+
+    def configure_callbacks(self) -> list[L.Callback]:
+        """Data with known modes (the 2-D toy mixtures) gets the mode-collapse metrics callback."""
+        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
+        if datamodule is None or not hasattr(datamodule, "mode_centres"):
+            return []
+        from pathlib import Path
+
+        from gan_lightning.callbacks.modes import ModeMetricsCallback
+
+        return [ModeMetricsCallback(datamodule.mode_centres, datamodule.mode_std,
+                                    Path(self.trainer.default_root_dir) / "modes",
+                                    datamodule.config.eval_every_n_steps, datamodule.config.eval_samples)]
 
     # --- what variants provide ----------------------------------------------------------------------
     @abc.abstractmethod
@@ -127,6 +214,14 @@ class GANModule(L.LightningModule, abc.ABC):
             ("latent_dim", config.latent_dim >= 1, "an int >= 1"),
             ("ema_decay", config.ema_decay is None or 0.0 <= config.ema_decay < 1.0, "null or a float in [0, 1)"),
             ("real_label", 0.0 < config.real_label <= 1.0, "a float in (0, 1]"),
+            ("weight_clip", config.weight_clip is None or config.weight_clip > 0, "null or a float > 0"),
+            ("gradient_penalty", config.gradient_penalty >= 0, "a float >= 0"),
+            ("pack", config.pack >= 1, "an int >= 1"),
+            ("minibatch_kernels", config.minibatch_kernels >= 0, "an int >= 0"),
+            ("minibatch_kernel_dim", config.minibatch_kernel_dim >= 1, "an int >= 1"),
+            ("feature_matching", config.feature_matching >= 0, "a float >= 0"),
+            ("historical_averaging", config.historical_averaging >= 0, "a float >= 0"),
+            ("vbn_reference_size", config.vbn_reference_size >= 1, "an int >= 1"),
         ]
         for key, ok, accepted in checks:
             if not ok:
@@ -134,6 +229,8 @@ class GANModule(L.LightningModule, abc.ABC):
         if config.real_label != 1.0 and config.loss not in _SMOOTHABLE_LOSSES:
             raise ConfigError(f"model.real_label: label smoothing needs a loss with a real target "
                               f"({', '.join(sorted(_SMOOTHABLE_LOSSES))}), not {config.loss}")
+        if config.pack > 1 and cls.conditional:
+            raise ConfigError(f"model.pack: packing is for unconditional models; {cls.registry_name} is conditional")
 
     def generator_parameters(self) -> list[nn.Parameter]:
         return list(self.generator.parameters())
@@ -149,10 +246,22 @@ class GANModule(L.LightningModule, abc.ABC):
 
     def make_fakes(self, real: Tensor, labels: Tensor | None) -> Any:
         """The generated side of the batch: G(z) with z ~ N(0, I), conditioned on the real labels."""
-        return self.generator(self.sample_latent(real.shape[0]), *self._label_args(labels))
+        z = self.sample_latent(real.shape[0])
+        if self.config.virtual_batch_norm:
+            return self._generate_with_reference(z, labels)
+        return self.generator(z, *self._label_args(labels))
+
+    def pack(self, x: Tensor) -> Tensor:
+        """PacGAN: (N, ...) -> (N/m, m*C, ...); the identity for pack = 1."""
+        return pack_samples(x, self.config.pack) if self.config.pack > 1 else x
 
     def discriminate(self, x: Tensor, labels: Tensor | None) -> Tensor:
-        return self.discriminator(x, *self._label_args(labels))
+        """One score per D input: per sample, or per pack of m samples."""
+        return self.discriminator(self.pack(x), *self._label_args(labels))
+
+    def discriminator_features(self, x: Tensor, labels: Tensor | None) -> Tensor:
+        """D's last hidden layer (feature matching), on the same (packed) inputs as ``discriminate``."""
+        return self.discriminator.features(self.pack(x), *self._label_args(labels))
 
     def discriminator_loss(self, real: Tensor, fakes: Any, labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
         """``fakes`` arrive detached: nothing here can reach G's weights."""
@@ -161,15 +270,48 @@ class GANModule(L.LightningModule, abc.ABC):
             loss = self.d_loss_fn(real_scores, fake_scores, real_target=self.config.real_label)
         else:
             loss = self.d_loss_fn(real_scores, fake_scores)
-        return loss, {"d_loss": loss, "d_real": self._score_summary(real_scores),
-                      "d_fake": self._score_summary(fake_scores)}
+        logs = {"d_real": self._score_summary(real_scores), "d_fake": self._score_summary(fake_scores)}
+        if self.config.gradient_penalty > 0:
+            # Interpolates between packed real and packed fake inputs: the penalty is on the function D computes.
+            penalty = gradient_penalty(lambda x: self.discriminator(x, *self._label_args(labels)),
+                                       self.pack(real), self.pack(fakes))
+            loss = loss + self.config.gradient_penalty * penalty
+            logs["gp"] = penalty
+        if self.historical is not None:
+            average = historical_average(self.discriminator_parameters(), self.historical.averages("d"))
+            loss = loss + self.config.historical_averaging * average
+            logs["hist_avg_d"] = average
+        return loss, {"d_loss": loss, **logs}
 
     def generator_loss(self, real: Tensor, fakes: Any, labels: Tensor | None) -> tuple[Tensor, dict[str, Tensor]]:
-        loss = self.g_loss_fn(self.discriminate(fakes, labels))
-        return loss, {"g_loss": loss}
+        config, logs = self.config, {}
+        loss = torch.zeros((), device=self.device)
+        if not config.feature_matching_only:
+            loss = self.g_loss_fn(self.discriminate(fakes, labels))
+        if config.feature_matching > 0 or config.feature_matching_only:
+            with torch.no_grad():
+                real_features = self.discriminator_features(real, labels)
+            matching = feature_matching(real_features, self.discriminator_features(fakes, labels))
+            loss = loss + (1.0 if config.feature_matching_only else config.feature_matching) * matching
+            logs["feature_matching"] = matching
+        if self.historical is not None:
+            average = historical_average(self.generator_parameters(), self.historical.averages("g"))
+            loss = loss + config.historical_averaging * average
+            logs["hist_avg_g"] = average
+        return loss, {"g_loss": loss, **logs}
 
     def after_discriminator_step(self) -> None:
-        """Called after every D update (WGAN clips the critic's weights here)."""
+        """Called after every D update: WGAN weight clipping, the running average of D's past weights."""
+        if self.config.weight_clip is not None:
+            with torch.no_grad():
+                for param in self.discriminator_parameters():
+                    param.clamp_(-self.config.weight_clip, self.config.weight_clip)
+        if self.historical is not None:
+            self.historical.update("d", self.discriminator_parameters())
+
+    def after_generator_step(self) -> None:
+        if self.historical is not None:
+            self.historical.update("g", self.generator_parameters())
 
     # --- sampling -----------------------------------------------------------------------------------
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
@@ -182,13 +324,17 @@ class GANModule(L.LightningModule, abc.ABC):
             return None
         return torch.randint(0, self.num_classes, (n,), generator=generator).to(self.device)
 
-    def fixed_inputs(self, n: int) -> tuple[Tensor, Tensor | None]:
+    def fixed_inputs(self, n: int, nrow: int | None = None) -> tuple[Tensor, Tensor | None]:
         """The same latents (and labels) every time: grids at different steps are comparable."""
         generator = torch.Generator().manual_seed(self.config.sample_seed)
-        return self.sample_latent(n, generator), self.fixed_labels(n)
+        return self.sample_latent(n, generator), self.fixed_labels(n, nrow)
 
-    def fixed_labels(self, n: int) -> Tensor | None:
-        return None if not self.conditional else (torch.arange(n) % self.num_classes).to(self.device)
+    def fixed_labels(self, n: int, nrow: int | None = None) -> Tensor | None:
+        """Cycling classes; with ``nrow``, class by row (row r of a grid of nrow columns shows class r)."""
+        if not self.conditional:
+            return None
+        index = torch.arange(n) if nrow is None else torch.arange(n) // nrow
+        return (index % self.num_classes).to(self.device)
 
     @property
     def sampling_generator(self) -> nn.Module:
@@ -228,6 +374,7 @@ class GANModule(L.LightningModule, abc.ABC):
         if generator_turn:
             logs.update(self._optimize(opt_g, lambda: self.generator_loss(real, fakes, labels),
                                        self.config.grad_clip_g))
+            self.after_generator_step()
             self.update_ema()
         self.batches_seen += 1
         for scheduler in self._schedulers():

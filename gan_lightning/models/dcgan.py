@@ -32,7 +32,7 @@ class DCGAN(GANModule):
         return net
 
     def build_discriminator(self) -> nn.Module:
-        channels, size = self.sample_shape[0], self.sample_shape[-1]
+        channels, size = self.d_input_shape[0], self.d_input_shape[-1]  # m * C channels with packing
         net = DCGANDiscriminator(channels, size, self.config.width_d, self.config.d_norm, self.num_classes)
         dcgan_init_(net)
         return net

@@ -17,6 +17,7 @@ class VanillaGANConfig(GANConfig):
     hidden_g: list[int] = field(default_factory=lambda: [256, 512])
     hidden_d: list[int] = field(default_factory=lambda: [512, 256])
     dropout_d: float = 0.0
+    norm_g: str = "none"  # none | batch (batch norm in G's hidden layers; model.virtual_batch_norm makes it VBN)
 
 
 @register_model("gan")
@@ -26,8 +27,8 @@ class VanillaGAN(GANModule):
     def build_generator(self) -> nn.Module:
         images = len(self.sample_shape) == 3  # images are Tanh-bounded; toy points are not
         return MLPGenerator(self.config.latent_dim, self.sample_shape, self.config.hidden_g, self.num_classes,
-                            tanh_output=images)
+                            tanh_output=images, norm=self.config.norm_g)
 
     def build_discriminator(self) -> nn.Module:
-        return MLPDiscriminator(self.sample_shape, self.config.hidden_d, self.num_classes,
+        return MLPDiscriminator(self.d_input_shape, self.config.hidden_d, self.num_classes,
                                 dropout=self.config.dropout_d)

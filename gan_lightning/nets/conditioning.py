@@ -23,3 +23,27 @@ class LabelEmbedding(nn.Module):
         embedded = self.embedding(labels)
         embedded = embedded.view(*embedded.shape, *([1] * (features.dim() - 2)))
         return torch.cat([features, embedded.expand(-1, -1, *features.shape[2:])], dim=1)
+
+
+class ProjectionDiscriminator(nn.Module):
+    """Miyato & Koyama 2018: D(x, y) = head(f(x)) + <embed(y), f(x)> for an unconditional ``net``.
+
+    ``net`` must have ``features(x)``, ``feature_dim`` (the flattened size of those features) and ``head``.
+    The wrapper exposes the same three, so feature matching and minibatch discrimination still apply.
+    """
+
+    def __init__(self, net: nn.Module, num_classes: int):
+        super().__init__()
+        self.net = net
+        self.feature_dim = net.feature_dim
+        self.head = net.head
+        self.embedding = nn.Embedding(num_classes, net.feature_dim)
+        nn.init.normal_(self.embedding.weight, 0.0, 0.02)
+
+    def features(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
+        return self.net.features(x)
+
+    def forward(self, x: Tensor, labels: Tensor) -> Tensor:
+        features = self.features(x)
+        unconditional = self.head(features).flatten()
+        return unconditional + (self.embedding(labels) * features.flatten(1)).sum(1)

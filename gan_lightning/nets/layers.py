@@ -208,3 +208,66 @@ def pack_samples(x: Tensor, m: int) -> Tensor:
         raise ValueError(f"pack_samples: batch size {n} is not divisible by pack size m={m}; "
                          f"use a batch size that is a multiple of {m} (drop_last=True in the DataLoader)")
     return x.reshape(n // m, m * x.shape[1], *x.shape[2:])
+
+
+def add_minibatch_discrimination(net: nn.Module, num_kernels: int, kernel_dim: int) -> nn.Module:
+    """Put a MinibatchDiscrimination layer between a discriminator's ``features`` and its output.
+
+    ``net`` must have ``feature_dim`` (the flattened size of ``features(x)``) and a ``head`` applied to those
+    features; the head becomes flatten -> MinibatchDiscrimination -> Linear(feature_dim + B, 1), whose
+    (N, 1) output every discriminator here already squeezes to one score per sample.
+    """
+    if not (hasattr(net, "feature_dim") and hasattr(net, "head")):
+        raise ValueError(f"{type(net).__name__} has no feature_dim/head to put minibatch discrimination before")
+    net.head = nn.Sequential(nn.Flatten(1), MinibatchDiscrimination(net.feature_dim, num_kernels, kernel_dim),
+                             nn.Linear(net.feature_dim + num_kernels, 1))
+    return net
+
+
+def use_virtual_batch_norm(net: nn.Module) -> int:
+    """Replace every BatchNorm1d/2d of ``net`` by a VirtualBatchNorm with the same affine weights.
+
+    Returns how many layers were replaced (0: the network had no batch norm to make virtual).
+    """
+    replaced = 0
+    for parent in list(net.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                vbn = VirtualBatchNorm(child.num_features, eps=child.eps)
+                if child.affine:
+                    with torch.no_grad():
+                        vbn.weight.copy_(child.weight)
+                        vbn.bias.copy_(child.bias)
+                setattr(parent, name, vbn)
+                replaced += 1
+    return replaced
+
+
+# --- Historical averaging ----------------------------------------------------------------------------------
+
+
+class HistoricalAverages(nn.Module):
+    """Salimans et al. 2016, section 3.3: the running mean of each parameter over all past updates.
+
+    Groups of parameters (``{"d": [...], "g": [...]}``) are averaged separately; the averages are buffers,
+    so they are checkpointed (exact resume) and follow the module across devices. The mean includes the
+    initial weights: after t updates it is the mean of theta_0 .. theta_t.
+    """
+
+    def __init__(self, groups: dict[str, list[nn.Parameter]]) -> None:
+        super().__init__()
+        self.sizes = {name: len(params) for name, params in groups.items()}
+        for name, params in groups.items():
+            self.register_buffer(f"{name}_count", torch.ones((), dtype=torch.long))
+            for i, param in enumerate(params):
+                self.register_buffer(f"{name}_{i}", param.detach().clone())
+
+    def averages(self, group: str) -> list[Tensor]:
+        return [getattr(self, f"{group}_{i}") for i in range(self.sizes[group])]
+
+    @torch.no_grad()
+    def update(self, group: str, params: list[nn.Parameter]) -> None:
+        count = getattr(self, f"{group}_count")
+        count += 1
+        for average, param in zip(self.averages(group), params, strict=True):
+            average.add_((param.detach() - average) / count)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -12,14 +12,19 @@ from gan_lightning.nets.conditioning import LabelEmbedding
 
 class MLPGenerator(nn.Module):
     def __init__(self, latent_dim: int, sample_shape: Sequence[int], hidden: Sequence[int] = (256, 512),
-                 num_classes: int | None = None, embed_dim: int = 10, tanh_output: bool = True):
+                 num_classes: int | None = None, embed_dim: int = 10, tanh_output: bool = True, norm: str = "none"):
         super().__init__()
+        if norm not in ("none", "batch"):
+            raise ValueError(f"unknown norm {norm!r}; accepted: none, batch")
         self.sample_shape = tuple(sample_shape)
         self.labels = LabelEmbedding(num_classes, embed_dim)
         layers: list[nn.Module] = []
         width = latent_dim + self.labels.dim
         for size in hidden:
-            layers += [nn.Linear(width, size), nn.ReLU(inplace=True)]
+            layers.append(nn.Linear(width, size))
+            if norm == "batch":  # (virtual batch norm replaces these when the model asks for it)
+                layers.append(nn.BatchNorm1d(size))
+            layers.append(nn.ReLU(inplace=True))
             width = size
         layers.append(nn.Linear(width, math.prod(self.sample_shape)))
         if tanh_output:  # images live in [-1, 1]; 2-D toy points are unbounded

@@ -1,0 +1,84 @@
+"""Mode-collapse benchmark: the toy experiments over 5 seeds, as a table of modes captured / % high quality.
+
+Each run is a normal CLI training run (``gan-lightning train EXPERIMENT run.seed=S ...``) in its own process
+with one CPU thread; the numbers are the final evaluation the run wrote into ``<run dir>/modes/`` (2,500
+samples of the EMA generator where the recipe has one). Prints a markdown table (mean ± std over seeds) and
+writes it, with every run's numbers, to ``<out>/mode_collapse.json``.
+
+    python benchmarks/mode_collapse.py                        # the shipped toy experiments, seeds 0-4
+    python benchmarks/mode_collapse.py --experiments gan_grid --seeds 0 1 --jobs 2 model.lr_g=5e-4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+EXPERIMENTS = ["pacgan_ring", "pacgan_grid", "gan_ring", "gan_grid", "wgan_gp_ring", "wgan_gp_grid"]
+MODES = {"ring": 8, "grid": 25}
+
+
+def run_one(experiment: str, seed: int, out: Path, overrides: list[str]) -> dict:
+    run_dir = out / experiment / f"seed{seed}"
+    if run_dir.exists():
+        import shutil
+
+        shutil.rmtree(run_dir)
+    command = [sys.executable, "-m", "gan_lightning", "train", experiment, f"run.seed={seed}", f"run.dir={run_dir}",
+               "run.quiet=true", "logger.csv=true", *overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # one core per run: no oversubscription
+    start = time.time()
+    result = subprocess.run(command, env=env, capture_output=True, text=True)
+    seconds = time.time() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"{experiment} seed {seed} failed:\n{result.stderr[-2000:]}")
+    final = sorted((run_dir / "modes").glob("step_*.json"))[-1]
+    return {"experiment": experiment, "seed": seed, "seconds": seconds, **json.loads(final.read_text())}
+
+
+def summary(values: list[float]) -> str:
+    mean = statistics.fmean(values)
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{mean:.1f} ± {spread:.1f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="dotlist applied to every run (e.g. trainer.max_steps=500)")
+    parser.add_argument("--experiments", nargs="+", default=EXPERIMENTS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (each uses one thread)")
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmark_mode_collapse"))
+    args = parser.parse_args()
+    jobs = [(e, s) for e in args.experiments for s in args.seeds]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(lambda job: run_one(*job, args.out, args.overrides), jobs))
+    for r in results:
+        print(f"{r['experiment']:>16} seed {r['seed']}: {r['modes_captured']} modes, {r['modes_captured_1pct']} "
+              f">=1%, {r['high_quality_pct']:.1f}% HQ, {r['seconds']:.0f} s", file=sys.stderr)
+    lines = ["| experiment | modes captured | modes with >= 1% | % high quality | seconds/run |",
+             "|---|---|---|---|---|"]
+    for experiment in args.experiments:
+        rows = [r for r in results if r["experiment"] == experiment]
+        total = next((n for key, n in MODES.items() if key in experiment), "?")
+        lines.append(f"| {experiment} | {summary([r['modes_captured'] for r in rows])} / {total} | "
+                     f"{summary([r['modes_captured_1pct'] for r in rows])} | "
+                     f"{summary([r['high_quality_pct'] for r in rows])} | "
+                     f"{statistics.fmean(r['seconds'] for r in rows):.0f} |")
+    table = "\n".join(lines)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "mode_collapse.json").write_text(json.dumps({"overrides": args.overrides, "seeds": args.seeds,
+                                                             "table": table, "runs": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
