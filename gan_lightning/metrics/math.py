@@ -130,14 +130,42 @@ def inception_score(
     return float(s.mean()), float(s.std(unbiased=False))
 
 
-def _polynomial_mmd2(x: Tensor, y: Tensor, degree: int, gamma: float, coef: float) -> Tensor:
+def _kernel(a: Tensor, b: Tensor, degree: int, gamma: float, coef: float) -> Tensor:
+    return (a @ b.T * gamma + coef) ** degree
+
+
+def _within_mean(a: Tensor, degree: int, gamma: float, coef: float) -> Tensor:
+    """Mean of k(a_i, a_j) over i != j: the unbiased within-set term of MMD^2."""
+    k = _kernel(a, a, degree, gamma, coef)
+    m = a.shape[0]
+    return (k.sum() - k.diagonal().sum()) / (m * (m - 1))
+
+
+def _polynomial_mmd2(x: Tensor, y: Tensor, degree: int, gamma: float, coef: float,
+                     x_within: Tensor | None = None) -> Tensor:
     """Unbiased MMD^2 estimate with k(a, b) = (gamma a.b + coef)^degree (diagonals of K_xx, K_yy excluded)."""
-    m = x.shape[0]
-    k_xx = (x @ x.T * gamma + coef) ** degree
-    k_yy = (y @ y.T * gamma + coef) ** degree
-    k_xy = (x @ y.T * gamma + coef) ** degree
-    within = (k_xx.sum() - k_xx.diagonal().sum() + k_yy.sum() - k_yy.diagonal().sum()) / (m * (m - 1))
-    return within - 2 * k_xy.mean()
+    if x_within is None:
+        x_within = _within_mean(x, degree, gamma, coef)
+    return x_within + _within_mean(y, degree, gamma, coef) - 2 * _kernel(x, y, degree, gamma, coef).mean()
+
+
+# Real and fake subsets are drawn from two generators, so the real-side draws (and with them the real-real
+# kernel terms, a third of KID's work) depend only on the real set and can be cached with its statistics.
+_FAKE_SEED_OFFSET = 1_000_003
+
+
+def kid_real_terms(f_real: ArrayLike, subsets: int, subset_size: int, degree: int = 3, gamma: float | None = None,
+                   coef: float = 1.0, seed: int = 0) -> Tensor:
+    """The within-real term of every KID subset, for ``kernel_inception_distance(..., real_terms=...)``.
+
+    ``subset_size`` must be the size KID will use: min(subset_size, n_real, n_fake).
+    """
+    x = _features_2d(f_real, "f_real")
+    gamma = 1.0 / x.shape[1] if gamma is None else gamma
+    gen = torch.Generator().manual_seed(seed)
+    terms = [_within_mean(x[torch.randperm(x.shape[0], generator=gen)[:subset_size].to(x.device)], degree, gamma,
+                          coef) for _ in range(subsets)]
+    return torch.stack(terms)
 
 
 def kernel_inception_distance(
@@ -149,12 +177,14 @@ def kernel_inception_distance(
     gamma: float | None = None,
     coef: float = 1.0,
     seed: int = 0,
+    real_terms: Tensor | None = None,
 ) -> tuple[float, float]:
     """KID (Binkowski et al. 2018): unbiased polynomial-kernel MMD^2 averaged over random subsets.
 
     Each subset draws ``subset_size`` rows without replacement from each set (clipped to the smaller set);
     ``gamma=None`` means 1 / D, i.e. the standard kernel (x.y / D + 1)^3. Returns (mean, std) over subsets
-    (population std). The subset draws come from a CPU generator seeded with ``seed``: reproducible.
+    (population std). The subset draws come from CPU generators seeded with ``seed``: reproducible.
+    ``real_terms`` (from :func:`kid_real_terms` with the same arguments) skips the real-real kernels.
     """
     x, y = _features_2d(f_real, "f_real"), _features_2d(f_fake, "f_fake")
     if x.shape[1] != y.shape[1]:
@@ -165,13 +195,17 @@ def kernel_inception_distance(
         raise MetricsError(f"KID needs at least 2 samples per set, got real {x.shape[0]}, fake {y.shape[0]}")
     if subsets < 1:
         raise MetricsError(f"KID: subsets must be >= 1, got {subsets}")
+    if real_terms is not None and real_terms.shape != (subsets,):
+        raise MetricsError(f"KID: real_terms has shape {tuple(real_terms.shape)}, expected ({subsets},)")
     gamma = 1.0 / x.shape[1] if gamma is None else gamma
-    gen = torch.Generator().manual_seed(seed)
+    gen_real = torch.Generator().manual_seed(seed)
+    gen_fake = torch.Generator().manual_seed(seed + _FAKE_SEED_OFFSET)
     values = []
-    for _ in range(subsets):
-        ix = torch.randperm(x.shape[0], generator=gen)[:m].to(x.device)
-        iy = torch.randperm(y.shape[0], generator=gen)[:m].to(x.device)
-        values.append(_polynomial_mmd2(x[ix], y[iy], degree, gamma, coef))
+    for subset in range(subsets):
+        ix = torch.randperm(x.shape[0], generator=gen_real)[:m].to(x.device)
+        iy = torch.randperm(y.shape[0], generator=gen_fake)[:m].to(x.device)
+        within = real_terms[subset].to(x.device) if real_terms is not None else None
+        values.append(_polynomial_mmd2(x[ix], y[iy], degree, gamma, coef, within))
     v = torch.stack(values)
     return float(v.mean()), float(v.std(unbiased=False))
 

@@ -15,7 +15,7 @@ import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -28,10 +28,11 @@ from gan_lightning.metrics.math import (
     frechet_distance,
     inception_score,
     kernel_inception_distance,
+    kid_real_terms,
 )
 
 CACHE_ENV = "GAN_LIGHTNING_CACHE"
-STATS_FORMAT = 1  # bump when the stored layout or the statistics' definition changes
+STATS_FORMAT = 2  # bump when the stored layout or the statistics' definition changes
 KID_FEATURES = 10_000  # real feature rows kept for KID (a seeded random subset when there are more)
 
 
@@ -69,6 +70,12 @@ class RealStats:
     features: Tensor  # float32 (min(N, kid_features), D): the sample KID compares against
     from_cache: bool = False
     path: Path | None = None
+    # KID's real-real kernel terms per subset, for the default options (see kid_terms_key): cached too.
+    kid_terms: dict[str, Tensor] = field(default_factory=dict)
+
+
+def kid_terms_key(subsets: int, subset_size: int, seed: int) -> str:
+    return f"subsets={subsets},size={subset_size},seed={seed},kernel=poly3"
 
 
 def _load(path: Path, key: StatsKey, kid_rows: int) -> RealStats | None:
@@ -76,7 +83,8 @@ def _load(path: Path, key: StatsKey, kid_rows: int) -> RealStats | None:
         data = torch.load(path, map_location="cpu", weights_only=True)
         if data["key"] != key.canonical() or data["features"].shape[0] < kid_rows:
             raise ValueError("stored key or feature count does not match")
-        return RealStats(key, data["mu"], data["sigma"], data["features"], from_cache=True, path=path)
+        return RealStats(key, data["mu"], data["sigma"], data["features"], from_cache=True, path=path,
+                         kid_terms=dict(data.get("kid_terms", {})))
     except Exception as exc:  # corrupt, foreign or stale file: recompute rather than trust it
         warnings.warn(f"ignoring cached statistics {path} ({type(exc).__name__}: {exc}); recomputing", stacklevel=3)
         return None
@@ -106,11 +114,16 @@ def real_statistics(
     mu, sigma = feature_statistics(features)
     keep = torch.randperm(features.shape[0], generator=torch.Generator().manual_seed(seed))[:kid_rows]
     kept = features[keep.to(features.device)].float().cpu()
-    stats = RealStats(key, mu.cpu(), sigma.cpu(), kept, from_cache=False, path=path)
+    defaults = MetricOptions()
+    size = min(defaults.kid_subset_size, kept.shape[0])  # KID's subset size whenever the fakes are as many
+    terms = {kid_terms_key(defaults.kid_subsets, size, defaults.seed): kid_real_terms(
+        kept.double(), defaults.kid_subsets, size, seed=defaults.seed).cpu()} if size >= 2 else {}
+    stats = RealStats(key, mu.cpu(), sigma.cpu(), kept, from_cache=False, path=path, kid_terms=terms)
 
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save({"key": key.canonical(), "mu": stats.mu, "sigma": stats.sigma, "features": kept}, tmp)
+    torch.save({"key": key.canonical(), "mu": stats.mu, "sigma": stats.sigma, "features": kept,
+                "kid_terms": terms}, tmp)
     os.replace(tmp, path)
     return stats
 
@@ -156,9 +169,11 @@ def _is(fake: ExtractorOutput, real: RealStats | None, opts: MetricOptions) -> d
 
 def _kid(fake: ExtractorOutput, real: RealStats, opts: MetricOptions) -> dict[str, float]:
     # KID runs where the fake features are (the GPU during training): it is 100 subsets of matmuls.
+    size = min(opts.kid_subset_size, real.features.shape[0], fake.features.shape[0])
+    cached = real.kid_terms.get(kid_terms_key(opts.kid_subsets, size, opts.seed))
     mean, std = kernel_inception_distance(real.features.to(fake.features.device), fake.features,
                                           subsets=opts.kid_subsets, subset_size=opts.kid_subset_size,
-                                          seed=opts.seed)
+                                          seed=opts.seed, real_terms=cached)
     return {"kid": mean, "kid_std": std}
 
 

@@ -156,3 +156,21 @@ def test_agrees_with_torchmetrics(tiny, tmp_path):
     inception = InceptionScore(feature=_Features(tiny, logits=True), splits=1)
     inception.update(fake_images)
     assert ours["is"] == pytest.approx(inception.compute()[0].item(), rel=1e-6)
+
+
+def test_cached_kid_real_terms_give_the_same_kid(tmp_path):
+    """KID's real-real kernel terms are stored with the statistics; using them changes no digit."""
+    from gan_lightning.metrics.math import kernel_inception_distance
+    from gan_lightning.metrics.stats import StatsKey, kid_terms_key, real_statistics
+
+    torch.manual_seed(0)
+    real, fake = torch.randn(1200, 8), torch.randn(1100, 8) + 0.2
+    key = StatsKey("toy", "all", 8, "identity", num_samples=1200)
+    first = real_statistics(key, lambda: real, cache_dir=tmp_path)
+    second = real_statistics(key, lambda: real, cache_dir=tmp_path)
+    assert second.from_cache and set(second.kid_terms) == {kid_terms_key(100, 1000, 0)}
+    terms = second.kid_terms[kid_terms_key(100, 1000, 0)]
+    torch.testing.assert_close(terms, first.kid_terms[kid_terms_key(100, 1000, 0)])
+    fresh = kernel_inception_distance(second.features, fake)
+    cached = kernel_inception_distance(second.features, fake, real_terms=terms)
+    assert cached == pytest.approx(fresh, rel=1e-12)
