@@ -3,7 +3,7 @@
 Scores ``n_samples`` points of the (EMA) generator from a fixed latent batch against the datamodule's
 ``mode_centres``/``mode_std`` with ``gan_lightning.metrics.modes.mode_stats`` and logs
 ``val/high_quality_pct``, ``val/modes_captured`` and ``val/modes_captured_1pct``. Each evaluation also
-writes ``<run dir>/modes/step_XXXXXXX.json`` and a scatter plot ``step_XXXXXXX.png`` of the samples over
+writes ``<run dir>/modes/step_NNNNNNN.json`` and a scatter plot ``step_NNNNNNN.png`` of the samples over
 the mode centres.
 """
 
