@@ -28,7 +28,7 @@ def build_model(config: DictConfig, datamodule: L.LightningDataModule) -> L.Ligh
                      experiment=OmegaConf.to_container(config, resolve=True))
 
 
-def build_callbacks(config: DictConfig, run_dir: Path) -> list[L.Callback]:
+def build_callbacks(config: DictConfig, run_dir: Path, datamodule: L.LightningDataModule) -> list[L.Callback]:
     ckpt = config.callbacks.checkpoint
     callbacks: list[L.Callback] = [ModelCheckpoint(
         dirpath=run_dir / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
@@ -39,6 +39,11 @@ def build_callbacks(config: DictConfig, run_dir: Path) -> list[L.Callback]:
         from gan_lightning.callbacks.metrics import MetricsCallback
 
         callbacks.append(MetricsCallback(config.callbacks.metrics, run_dir))
+    if hasattr(datamodule, "mode_centres"):  # data with known modes (2-D toy mixtures): mode-collapse metrics
+        from gan_lightning.callbacks.modes import ModeMetricsCallback
+
+        callbacks.append(ModeMetricsCallback(datamodule.mode_centres, datamodule.mode_std, run_dir / "modes",
+                                             config.data.eval_every_n_steps, config.data.eval_samples))
     samples = config.callbacks.samples
     if samples.enabled:
         callbacks.append(SampleGridCallback(run_dir / "samples", samples.every_n_steps, samples.n, samples.nrow))
@@ -55,14 +60,15 @@ def _strategy(trainer_kwargs: dict[str, Any]) -> dict[str, Any]:
     return trainer_kwargs
 
 
-def build_trainer(config: DictConfig, run_dir: Path) -> L.Trainer:
+def build_trainer(config: DictConfig, run_dir: Path, datamodule: L.LightningDataModule) -> L.Trainer:
     kwargs = _strategy(dict(config.trainer))
     quiet = config.run.quiet
     if quiet:
         for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
             logging.getLogger(name).setLevel(logging.WARNING)
     try:
-        return L.Trainer(logger=build_loggers(config, run_dir) or False, callbacks=build_callbacks(config, run_dir),
+        return L.Trainer(logger=build_loggers(config, run_dir) or False,
+                         callbacks=build_callbacks(config, run_dir, datamodule),
                          default_root_dir=str(run_dir), enable_progress_bar=not quiet, enable_model_summary=not quiet,
                          **kwargs)
     except (ValueError, TypeError, MisconfigurationException) as error:
@@ -90,7 +96,7 @@ def train(config: DictConfig) -> Path:
     L.seed_everything(config.run.seed, workers=True, verbose=False)
     datamodule = build_datamodule(config)
     model = build_model(config, datamodule)
-    trainer = build_trainer(config, run_dir)
+    trainer = build_trainer(config, run_dir, datamodule)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
     trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)

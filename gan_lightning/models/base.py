@@ -181,19 +181,6 @@ class GANModule(L.LightningModule, abc.ABC):
         centres = getattr(datamodule, "mode_centres", torch.zeros(0, 2))
         scatter_plot(samples, centres, path)
 
-    def configure_callbacks(self) -> list[L.Callback]:
-        """Data with known modes (the 2-D toy mixtures) gets the mode-collapse metrics callback."""
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is None or not hasattr(datamodule, "mode_centres"):
-            return []
-        from pathlib import Path
-
-        from gan_lightning.callbacks.modes import ModeMetricsCallback
-
-        return [ModeMetricsCallback(datamodule.mode_centres, datamodule.mode_std,
-                                    Path(self.trainer.default_root_dir) / "modes",
-                                    datamodule.config.eval_every_n_steps, datamodule.config.eval_samples)]
-
     # --- what variants provide ----------------------------------------------------------------------
     @abc.abstractmethod
     def build_generator(self) -> nn.Module:
