@@ -1,4 +1,5 @@
-"""Latent-space tools (Radford et al. 2015; White 2016): interpolation grids and latent arithmetic.
+"""The latent prior, and latent-space tools (Radford et al. 2015; White 2016): interpolation grids and latent
+arithmetic.
 
 Pure tensor functions on latent vectors; ``gan-lightning sample --interpolate`` / ``--arithmetic`` render
 them through a checkpoint's (EMA) generator.
@@ -8,6 +9,17 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+
+def sample_prior(n: int, dim: int, means: Tensor | None = None, component_std: float = 1.0,
+                 generator: torch.Generator | None = None, device: torch.device | str | None = None) -> Tensor:
+    """n latents (n, dim): N(0, I) when ``means`` is None, else the mixture of N(means[k], component_std^2 I)
+    with k uniform over the rows of ``means`` (K, dim)."""
+    noise = torch.randn(n, dim, generator=generator, device=device)
+    if means is None:
+        return noise
+    components = torch.randint(means.shape[0], (n,), generator=generator, device=device)
+    return means[components] + component_std * noise
 
 
 def slerp(z_a: Tensor, z_b: Tensor, t: Tensor) -> Tensor:

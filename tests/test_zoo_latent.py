@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from gan_lightning.cli import main
-from gan_lightning.latent import interpolate, interpolation_grid, latent_arithmetic, slerp
+from gan_lightning.latent import interpolate, interpolation_grid, latent_arithmetic, sample_prior, slerp
 from tests.test_zoo_experiments import tiny
 
 
@@ -27,6 +27,18 @@ def test_interpolation_endpoints_and_shapes() -> None:
     assert interpolation_grid(torch.randn(3, 5), torch.randn(3, 5), 6).shape == (18, 5)
     with pytest.raises(ValueError, match="steps"):
         interpolate(a, b, 1)
+
+
+def test_sample_prior_normal_and_mixture_statistics() -> None:
+    normal = sample_prior(20000, 3, generator=torch.Generator().manual_seed(0))
+    assert normal.mean(0).abs().max() < 0.05 and (normal.std(0) - 1).abs().max() < 0.03
+    means = torch.tensor([[10.0, 0.0], [-10.0, 0.0]])
+    mixture = sample_prior(20000, 2, means, 0.5, generator=torch.Generator().manual_seed(0))
+    right = mixture[:, 0] > 0
+    assert abs(right.float().mean().item() - 0.5) < 0.02  # components equally likely
+    for side, centre in ((right, means[0]), (~right, means[1])):
+        torch.testing.assert_close(mixture[side].mean(0), centre, atol=0.03, rtol=0)
+        torch.testing.assert_close(mixture[side].std(0), torch.tensor([0.5, 0.5]), atol=0.02, rtol=0)
 
 
 def test_latent_arithmetic() -> None:

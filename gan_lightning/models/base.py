@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.utils._pytree import tree_map
 
 from gan_lightning.errors import ConfigError
+from gan_lightning.latent import sample_prior
 from gan_lightning.losses import LOSS_FAMILIES, feature_matching, gradient_penalty, historical_average
 from gan_lightning.nets.layers import (
     HistoricalAverages,
@@ -52,6 +53,14 @@ class GANConfig:
 
     name: str = "?"
     latent_dim: int = 100
+    # normal: z ~ N(0, I). mixture: z = mu_k + s * eps, k uniform over latent_components fixed means mu_k ~ N(0, I)
+    # (drawn at init from the run's seed, checkpointed), s = latent_component_std. A mixture prior gives G
+    # disjoint latent regions, so it can place disjoint modes without spending latent mass on the bridges between
+    # them (Gurumurthy et al. 2017, DeLiGAN; Ben-Yosef & Weinshall 2018, GM-GAN). Use more components than the
+    # data has modes: G learns which components go where.
+    latent_prior: str = "normal"
+    latent_components: int = 100
+    latent_component_std: float = 0.02
     loss: str = "non_saturating"  # minimax (= saturating), non_saturating, wasserstein, hinge, least_squares
     n_critic: int = 1  # discriminator steps per generator step ("k" in Goodfellow et al.)
     optimizer: str = "adam"  # adam | rmsprop
@@ -85,6 +94,7 @@ class GANConfig:
 
 _OPTIMIZERS = ("adam", "rmsprop")
 _SCHEDULES = ("constant", "linear_decay")
+_LATENT_PRIORS = ("normal", "mixture")
 
 
 def _no_closure() -> None:
@@ -111,6 +121,9 @@ class GANModule(L.LightningModule, abc.ABC):
             raise ConfigError(f"model.name: {self.registry_name} is conditional but the data has no class labels")
         self.num_classes = num_classes if self.conditional else None
         self.automatic_optimization = False
+        # A buffer (None for the normal prior), so the mixture's means travel with the weights in checkpoints.
+        self.register_buffer("latent_means", torch.randn(config.latent_components, config.latent_dim)
+                             if config.latent_prior == "mixture" else None)
         self.d_loss_fn, self.g_loss_fn = LOSS_FAMILIES[config.loss]
         try:
             self.generator = self.build_generator()
@@ -199,6 +212,9 @@ class GANModule(L.LightningModule, abc.ABC):
             ("lr_schedule", config.lr_schedule in _SCHEDULES, ", ".join(_SCHEDULES)),
             ("n_critic", config.n_critic >= 1, "an int >= 1"),
             ("latent_dim", config.latent_dim >= 1, "an int >= 1"),
+            ("latent_prior", config.latent_prior in _LATENT_PRIORS, ", ".join(_LATENT_PRIORS)),
+            ("latent_components", config.latent_components >= 1, "an int >= 1"),
+            ("latent_component_std", config.latent_component_std > 0, "a float > 0"),
             ("ema_decay", config.ema_decay is None or 0.0 <= config.ema_decay < 1.0, "null or a float in [0, 1)"),
             ("real_label", 0.0 < config.real_label <= 1.0, "a float in (0, 1]"),
             ("weight_clip", config.weight_clip is None or config.weight_clip > 0, "null or a float > 0"),
@@ -302,9 +318,12 @@ class GANModule(L.LightningModule, abc.ABC):
 
     # --- sampling -----------------------------------------------------------------------------------
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        if generator is not None:  # seeded draws happen on the CPU so they match on every device
-            return torch.randn(n, self.config.latent_dim, generator=generator).to(self.device)
-        return torch.randn(n, self.config.latent_dim, device=self.device)
+        """n draws of the latent prior (model.latent_prior); seeded draws happen on the CPU so they match on
+        every device."""
+        device = torch.device("cpu") if generator is not None else self.device
+        means = None if self.latent_means is None else self.latent_means.to(device)
+        return sample_prior(n, self.config.latent_dim, means, self.config.latent_component_std, generator, device
+                            ).to(self.device)
 
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
         if not self.conditional:

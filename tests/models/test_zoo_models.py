@@ -146,3 +146,27 @@ def test_cgan_projection_and_class_by_row_labels() -> None:
     a = model.discriminate(x, torch.tensor([0, 0, 0, 0]))
     b = model.discriminate(x, torch.tensor([1, 1, 1, 1]))
     assert not torch.allclose(a, b)  # the label changes D's verdict
+
+
+def test_mixture_latent_prior_draws_near_fixed_checkpointed_means() -> None:
+    torch.manual_seed(0)
+    config = {**MLP, "latent_dim": 4, "latent_prior": "mixture", "latent_components": 5,
+              "latent_component_std": 1e-3}
+    model = VanillaGAN(config, (2,))
+    assert model.latent_means.shape == (5, 4) and "latent_means" in model.state_dict()
+    z = model.sample_latent(2000, torch.Generator().manual_seed(1))
+    distance, component = torch.cdist(z, model.latent_means).min(dim=1)
+    assert distance.max() < 6 * 1e-3 * 2  # every draw sits on one of the means (sqrt(4) * std per coordinate)
+    assert torch.bincount(component, minlength=5).min() > 300  # components drawn uniformly: 400 expected each
+    torch.testing.assert_close(z, model.sample_latent(2000, torch.Generator().manual_seed(1)))
+    # a model built under another seed but loaded from this one's weights draws the same latents
+    torch.manual_seed(1)
+    reloaded = VanillaGAN(config, (2,))
+    assert not torch.equal(reloaded.latent_means, model.latent_means)
+    reloaded.load_state_dict(model.state_dict())
+    torch.testing.assert_close(reloaded.sample_latent(10, torch.Generator().manual_seed(2)),
+                               model.sample_latent(10, torch.Generator().manual_seed(2)))
+    fit(model, steps=1, shape=(2,))  # and it trains
+    assert "latent_means" not in VanillaGAN(MLP, (2,)).state_dict()  # the normal prior has no means
+    with pytest.raises(ConfigError, match="model.latent_prior: 'uniform'; accepted: normal, mixture"):
+        VanillaGAN({**MLP, "latent_prior": "uniform"}, (2,))
