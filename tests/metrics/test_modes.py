@@ -49,6 +49,7 @@ def test_sampler_statistics(name: str) -> None:
     stats = mode_stats(points, centres, std)
     assert stats.high_quality_pct == pytest.approx(100 * (1 - math.exp(-4.5)), abs=0.5)
     assert stats.modes_captured == stats.modes_captured_1pct == len(centres)
+    assert stats.spread_ratio == pytest.approx(1.0, abs=0.02)  # the data is as wide as the data
 
 
 def test_sampler_is_reproducible_with_a_generator() -> None:
@@ -61,17 +62,31 @@ def test_sampler_is_reproducible_with_a_generator() -> None:
 
 
 def test_samples_at_every_centre_capture_everything() -> None:
-    assert mode_stats(RING.repeat(10, 1), RING, STD) == ModeStats(100.0, 8, 8)
+    assert mode_stats(RING.repeat(10, 1), RING, STD) == ModeStats(100.0, 8, 8, spread_ratio=0.0)
 
 
 def test_collapsed_samples_capture_one_mode() -> None:
     stats = mode_stats(RING[3].expand(500, 2) + 0.5 * STD, RING, STD)
-    assert stats.as_dict() == {"high_quality_pct": 100.0, "modes_captured": 1, "modes_captured_1pct": 1}
+    # every point sqrt(2) * 0.5 std from the centre; a real point within 3 std lies at an RMS distance of
+    # std * sqrt(E[X | X < 9]) with X ~ chi2(2) (exponential, mean 2): 2 - 9 e^-4.5 / (1 - e^-4.5) = 1.8989
+    real_rms = STD * math.sqrt(2 - 9 * math.exp(-4.5) / (1 - math.exp(-4.5)))
+    assert stats.as_dict() == pytest.approx({"high_quality_pct": 100.0, "modes_captured": 1, "modes_captured_1pct": 1,
+                                             "spread_ratio": math.sqrt(2) * 0.5 * STD / real_rms})
+
+
+def test_real_rms_matches_a_monte_carlo_estimate_in_three_dimensions() -> None:
+    from gan_lightning.metrics.modes import real_high_quality_rms
+
+    offsets = torch.randn(400_000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    radii = offsets.norm(dim=1)
+    assert real_high_quality_rms(1.0, 3) == pytest.approx(radii[radii <= 3].square().mean().sqrt().item(), rel=2e-3)
 
 
 def test_off_mode_samples_are_not_high_quality() -> None:
     midpoints = (RING + RING.roll(1, dims=0)) / 2  # ~0.38 from each neighbour = 38 std
-    assert mode_stats(midpoints.repeat(4, 1), RING, STD) == ModeStats(0.0, 0, 0)
+    stats = mode_stats(midpoints.repeat(4, 1), RING, STD)
+    assert (stats.high_quality_pct, stats.modes_captured, stats.modes_captured_1pct) == (0.0, 0, 0)
+    assert math.isnan(stats.spread_ratio)  # no high-quality point: no width to measure
 
 
 def test_mixed_sample_set_with_known_counts() -> None:
@@ -92,7 +107,8 @@ def test_mixed_sample_set_with_known_counts() -> None:
 def test_mode_stats_input_checks() -> None:
     with pytest.raises(ValueError, match="expected samples"):
         mode_stats(torch.zeros(5, 3), RING, STD)
-    assert mode_stats(torch.zeros(0, 2), RING, STD) == ModeStats(0.0, 0, 0)
+    empty = mode_stats(torch.zeros(0, 2), RING, STD)
+    assert (empty.high_quality_pct, empty.modes_captured, empty.modes_captured_1pct) == (0.0, 0, 0)
 
 
 def test_scatter_plot_writes_png(tmp_path: Path) -> None:
