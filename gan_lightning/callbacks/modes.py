@@ -2,9 +2,9 @@
 
 Scores ``n_samples`` points of the (EMA) generator from a fixed latent batch against the datamodule's
 ``mode_centres``/``mode_std`` with ``gan_lightning.metrics.modes.mode_stats`` and logs
-``val/high_quality_pct``, ``val/modes_captured`` and ``val/modes_captured_1pct``. Each evaluation also
-writes ``<run dir>/modes/step_NNNNNNN.json`` and a scatter plot ``step_NNNNNNN.png`` of the samples over
-the mode centres.
+``val/high_quality_pct``, ``val/modes_captured``, ``val/modes_captured_1pct`` and ``val/spread_ratio``. Each
+evaluation also writes ``<run dir>/modes/step_NNNNNNN.json`` and a scatter plot ``step_NNNNNNN.png`` of the
+samples over the mode centres.
 """
 
 from __future__ import annotations
@@ -39,6 +39,6 @@ class ModeMetricsCallback(PeriodicCallback):
             self.directory.mkdir(parents=True, exist_ok=True)
             (self.directory / f"step_{step:07d}.json").write_text(json.dumps({"step": step, **stats}, indent=1))
             title = (f"step {step}: {stats['modes_captured']}/{len(self.centres)} modes, "
-                     f"{stats['high_quality_pct']:.1f}% high quality")
+                     f"{stats['high_quality_pct']:.1f}% high quality, spread {stats['spread_ratio']:.2f}")
             scatter_plot(samples, self.centres, self.directory / f"step_{step:07d}.png", title=title)
         return stats

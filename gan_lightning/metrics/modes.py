@@ -81,7 +81,7 @@ def scatter_plot(samples: Tensor, centres: Tensor, path: str | Path, title: str 
     ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.4, label="samples")
     ax.scatter(centres[:, 0], centres[:, 1], s=60, c="red", marker="x", label="modes")
     ax.set_aspect("equal")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)  # outside: it would hide corner modes
     if title:
         ax.set_title(title)
     path = Path(path)
