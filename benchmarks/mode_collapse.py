@@ -13,40 +13,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-EXPERIMENTS = ["pacgan_ring", "pacgan_grid", "gan_ring", "gan_grid", "wgan_gp_ring", "wgan_gp_grid"]
+from cli_runs import summary, train_run
+
+EXPERIMENTS = ["gmgan_ring", "gmgan_grid", "pacgan_ring", "pacgan_grid", "gan_ring", "gan_grid", "wgan_gp_ring",
+               "wgan_gp_grid"]
 MODES = {"ring": 8, "grid": 25}
 
 
 def run_one(experiment: str, seed: int, out: Path, overrides: list[str]) -> dict:
     run_dir = out / experiment / f"seed{seed}"
-    if run_dir.exists():
-        import shutil
-
-        shutil.rmtree(run_dir)
-    command = [sys.executable, "-m", "gan_lightning", "train", experiment, f"run.seed={seed}", f"run.dir={run_dir}",
-               "run.quiet=true", "logger.csv=true", *overrides]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # one core per run: no oversubscription
-    start = time.time()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    seconds = time.time() - start
-    if result.returncode != 0:
-        raise RuntimeError(f"{experiment} seed {seed} failed:\n{result.stderr[-2000:]}")
+    seconds = train_run(experiment, seed, run_dir, overrides)
     final = sorted((run_dir / "modes").glob("step_*.json"))[-1]
     return {"experiment": experiment, "seed": seed, "seconds": seconds, **json.loads(final.read_text())}
-
-
-def summary(values: list[float]) -> str:
-    mean = statistics.fmean(values)
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.1f} ± {spread:.1f}"
 
 
 def main() -> int:
@@ -62,15 +45,17 @@ def main() -> int:
         results = list(pool.map(lambda job: run_one(*job, args.out, args.overrides), jobs))
     for r in results:
         print(f"{r['experiment']:>16} seed {r['seed']}: {r['modes_captured']} modes, {r['modes_captured_1pct']} "
-              f">=1%, {r['high_quality_pct']:.1f}% HQ, {r['seconds']:.0f} s", file=sys.stderr)
-    lines = ["| experiment | modes captured | modes with >= 1% | % high quality | seconds/run |",
-             "|---|---|---|---|---|"]
+              f">=1%, {r['high_quality_pct']:.1f}% HQ, spread {r['spread_ratio']:.2f}, {r['seconds']:.0f} s",
+              file=sys.stderr)
+    lines = ["| experiment | modes captured | modes with >= 1% | % high quality | spread ratio | seconds/run |",
+             "|---|---|---|---|---|---|"]
     for experiment in args.experiments:
         rows = [r for r in results if r["experiment"] == experiment]
         total = next((n for key, n in MODES.items() if key in experiment), "?")
         lines.append(f"| {experiment} | {summary([r['modes_captured'] for r in rows])} / {total} | "
                      f"{summary([r['modes_captured_1pct'] for r in rows])} | "
                      f"{summary([r['high_quality_pct'] for r in rows])} | "
+                     f"{summary([r['spread_ratio'] for r in rows], digits=2)} | "
                      f"{statistics.fmean(r['seconds'] for r in rows):.0f} |")
     table = "\n".join(lines)
     print(table)

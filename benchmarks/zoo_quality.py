@@ -1,0 +1,76 @@
+"""Sample quality of the MNIST zoo recipes at one training budget: MNIST-FID, IS and digit classes covered.
+
+Each experiment is a normal CLI run (``gan-lightning train EXPERIMENT``) on the real MNIST test split in
+``../shared/data`` (offline, 10,000 digits) for ``--steps`` batches, scored at the end by the metrics callback:
+5,000 samples of the (EMA) generator through the shipped MNIST classifier (features for FID against the
+10,000 real digits, its softmax for IS, and the classes holding >= 1% of the samples). Equal batches, not equal
+generator updates: the WGAN recipes take n_critic = 5 critic steps per generator step, so they make 1/5 of the
+generator updates here. Prints a markdown table and writes it, with every run's scores, to
+``<out>/zoo_quality.json``.
+
+    python benchmarks/zoo_quality.py                                  # 6 recipes, 2,000 batches, seed 0
+    python benchmarks/zoo_quality.py --experiments wgan_gp_mnist --steps 10000 --jobs 1 --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from cli_runs import summary, train_run
+from omegaconf import OmegaConf
+
+EXPERIMENTS = ["gan_mnist", "dcgan_mnist", "cgan_mnist", "wgan_mnist", "wgan_gp_mnist", "sngan_mnist"]
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+
+
+def run_one(experiment: str, seed: int, args: argparse.Namespace) -> dict:
+    run_dir = args.out / experiment / f"seed{seed}"
+    overrides = [f"data.root={args.data_root}", "data.split=test", "data.download=false", "trainer.accelerator=cpu",
+                 f"trainer.max_steps={args.steps}", f"callbacks.metrics.every_n_steps={args.steps}",
+                 "callbacks.metrics.n_samples=5000", "callbacks.metrics.extractor=mnist", *args.overrides]
+    seconds = train_run(experiment, seed, run_dir, overrides, threads=args.threads)
+    final = json.loads(sorted((run_dir / "metrics").glob("step_*.json"))[-1].read_text())
+    n_critic = OmegaConf.load(EXPERIMENTS_DIR / f"{experiment}.yaml").model.get("n_critic", 1)
+    return {"experiment": experiment, "seed": seed, "seconds": seconds, "g_steps": -(-args.steps // n_critic),
+            **{k: final[k] for k in ("fid", "is", "classes_covered")}}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="dotlist applied to every run")
+    parser.add_argument("--experiments", nargs="+", default=EXPERIMENTS)
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--steps", type=int, default=2000, help="training batches per run")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
+    parser.add_argument("--data-root", type=Path, default=SHARED_DATA)
+    parser.add_argument("--out", type=Path, default=Path("runs/benchmark_zoo_quality"))
+    args = parser.parse_args()
+    if not (args.data_root / "MNIST" / "raw").is_dir():
+        print(f"error: no MNIST/raw under {args.data_root}; pass --data-root (the folder holding MNIST/raw)",
+              file=sys.stderr)
+        return 2
+    jobs = [(e, s) for e in args.experiments for s in args.seeds]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(lambda job: run_one(*job, args), jobs))
+    lines = ["| experiment | G steps | MNIST-FID | IS | classes covered | seconds/run |", "|---|---|---|---|---|---|"]
+    for experiment in args.experiments:
+        rows = [r for r in results if r["experiment"] == experiment]
+        lines.append(f"| {experiment} | {rows[0]['g_steps']} | {summary([r['fid'] for r in rows], 2)} | "
+                     f"{summary([r['is'] for r in rows], 2)} | {summary([r['classes_covered'] for r in rows])} / 10 | "
+                     f"{sum(r['seconds'] for r in rows) / len(rows):.0f} |")
+    table = "\n".join(lines)
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "zoo_quality.json").write_text(json.dumps({"steps": args.steps, "overrides": args.overrides,
+                                                           "table": table, "runs": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
