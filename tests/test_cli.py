@@ -24,7 +24,7 @@ def test_train_writes_the_full_run_directory(fake_mnist: Path, tmp_path: Path) -
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
     grid = Image.open(run / "samples" / "step_0000004.png")
     assert grid.size == (8 * 28 + 9 * 2, 2 * 28 + 3 * 2)  # 16 samples, 8 per row, 2-pixel padding
-    rows = list(csv.DictReader((run / "metrics.csv").open()))
+    rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
     assert [int(r["step"]) for r in rows] == [0, 1, 2, 3]
     for key in ("train/d_loss", "train/g_loss", "train/d_real", "train/d_fake"):
         assert all(0.0 < float(r[key]) < 10 for r in rows), key
@@ -63,7 +63,7 @@ def test_resume_gives_the_same_weights_as_a_straight_run(fake_mnist: Path, tmp_p
     for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
         for state_a, state_b in zip(opt_a["state"].values(), opt_b["state"].values(), strict=True):
             assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
-    rows = list(csv.DictReader((tmp_path / "split" / "metrics.csv").open()))
+    rows = list(csv.DictReader((tmp_path / "split" / "metrics.csv").read_text().splitlines()))
     assert [int(r["step"]) for r in rows] == list(range(20))  # the resumed run appended its metrics
 
 
