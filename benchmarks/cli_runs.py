@@ -1,14 +1,19 @@
-"""What the benchmark scripts share: one CLI training run per process, and mean ± std summaries."""
+"""What the benchmark scripts share: CLI training runs, one per process, and their mean ± std table."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 
 def train_run(experiment: str, seed: int, run_dir: Path, overrides: list[str], threads: int = 1) -> float:
@@ -27,7 +32,35 @@ def train_run(experiment: str, seed: int, run_dir: Path, overrides: list[str], t
 
 
 def summary(values: list[float], digits: int = 1) -> str:
-    """'mean ± std' over seeds (std 0 for a single value)."""
-    mean = statistics.fmean(values)
-    spread = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{mean:.{digits}f} ± {spread:.{digits}f}"
+    """'mean ± std' over seeds (std 0 for a single value). NaNs (a metric with nothing to measure, e.g. the
+    spread of a run with no high-quality sample) are left out and counted: '1.20 ± 0.10 (3 of 5)'."""
+    measured = [v for v in values if not math.isnan(v)]
+    if not measured:
+        return "n/a"
+    mean = statistics.fmean(measured)
+    spread = statistics.stdev(measured) if len(measured) > 1 else 0.0
+    text = f"{mean:.{digits}f} ± {spread:.{digits}f}"
+    return text if len(measured) == len(values) else f"{text} ({len(measured)} of {len(values)})"
+
+
+def run_all(experiments: list[str], seeds: list[int], jobs: int,
+            run_one: Callable[[str, int], dict[str, Any]]) -> list[dict[str, Any]]:
+    """``run_one(experiment, seed)`` for every pair, ``jobs`` at a time, in order."""
+    pairs = [(experiment, seed) for experiment in experiments for seed in seeds]
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(lambda pair: run_one(*pair), pairs))
+
+
+def report(results: list[dict[str, Any]], experiments: list[str], header: list[str],
+           row: Callable[[list[dict[str, Any]]], list[str]], path: Path, **settings: Any) -> str:
+    """A markdown table, one row per experiment (``row`` turns its runs into the cells after the name); printed,
+    and written to ``path`` as JSON with ``settings`` and every run's numbers. Returns the table."""
+    lines = ["| " + " | ".join(["experiment", *header]) + " |", "|" + "---|" * (len(header) + 1)]
+    for experiment in experiments:
+        lines.append("| " + " | ".join([experiment, *row([r for r in results if r["experiment"] == experiment])])
+                     + " |")
+    table = "\n".join(lines)
+    print(table)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**settings, "table": table, "runs": results}, indent=1))
+    return table

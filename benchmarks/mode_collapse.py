@@ -15,10 +15,9 @@ import argparse
 import json
 import statistics
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from cli_runs import summary, train_run
+from cli_runs import report, run_all, summary, train_run
 
 EXPERIMENTS = ["gmgan_ring", "gmgan_grid", "pacgan_ring", "pacgan_grid", "gan_ring", "gan_grid", "wgan_gp_ring",
                "wgan_gp_grid"]
@@ -40,28 +39,23 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1, help="runs in parallel (each uses one thread)")
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark_mode_collapse"))
     args = parser.parse_args()
-    jobs = [(e, s) for e in args.experiments for s in args.seeds]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda job: run_one(*job, args.out, args.overrides), jobs))
+    results = run_all(args.experiments, args.seeds, args.jobs,
+                      lambda experiment, seed: run_one(experiment, seed, args.out, args.overrides))
     for r in results:
         print(f"{r['experiment']:>16} seed {r['seed']}: {r['modes_captured']} modes, {r['modes_captured_1pct']} "
               f">=1%, {r['high_quality_pct']:.1f}% HQ, spread {r['spread_ratio']:.2f}, {r['seconds']:.0f} s",
               file=sys.stderr)
-    lines = ["| experiment | modes captured | modes with >= 1% | % high quality | spread ratio | seconds/run |",
-             "|---|---|---|---|---|---|"]
-    for experiment in args.experiments:
-        rows = [r for r in results if r["experiment"] == experiment]
-        total = next((n for key, n in MODES.items() if key in experiment), "?")
-        lines.append(f"| {experiment} | {summary([r['modes_captured'] for r in rows])} / {total} | "
-                     f"{summary([r['modes_captured_1pct'] for r in rows])} | "
-                     f"{summary([r['high_quality_pct'] for r in rows])} | "
-                     f"{summary([r['spread_ratio'] for r in rows], digits=2)} | "
-                     f"{statistics.fmean(r['seconds'] for r in rows):.0f} |")
-    table = "\n".join(lines)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "mode_collapse.json").write_text(json.dumps({"overrides": args.overrides, "seeds": args.seeds,
-                                                             "table": table, "runs": results}, indent=1))
+
+    def row(runs: list[dict]) -> list[str]:
+        total = next((n for key, n in MODES.items() if key in runs[0]["experiment"]), "?")
+        return [f"{summary([r['modes_captured'] for r in runs])} / {total}",
+                summary([r["modes_captured_1pct"] for r in runs]), summary([r["high_quality_pct"] for r in runs]),
+                summary([r["spread_ratio"] for r in runs], digits=2),
+                f"{statistics.fmean(r['seconds'] for r in runs):.0f}"]
+
+    report(results, args.experiments, ["modes captured", "modes with >= 1%", "% high quality", "spread ratio",
+                                       "seconds/run"], row, args.out / "mode_collapse.json",
+           overrides=args.overrides, seeds=args.seeds)
     return 0
 
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from cli_runs import summary, train_run
+from cli_runs import report, run_all, summary, train_run
 from omegaconf import OmegaConf
 
 EXPERIMENTS = ["gan_mnist", "dcgan_mnist", "cgan_mnist", "wgan_mnist", "wgan_gp_mnist", "sngan_mnist"]
@@ -55,20 +55,15 @@ def main() -> int:
         print(f"error: no MNIST/raw under {args.data_root}; pass --data-root (the folder holding MNIST/raw)",
               file=sys.stderr)
         return 2
-    jobs = [(e, s) for e in args.experiments for s in args.seeds]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(pool.map(lambda job: run_one(*job, args), jobs))
-    lines = ["| experiment | G steps | MNIST-FID | IS | classes covered | seconds/run |", "|---|---|---|---|---|---|"]
-    for experiment in args.experiments:
-        rows = [r for r in results if r["experiment"] == experiment]
-        lines.append(f"| {experiment} | {rows[0]['g_steps']} | {summary([r['fid'] for r in rows], 2)} | "
-                     f"{summary([r['is'] for r in rows], 2)} | {summary([r['classes_covered'] for r in rows])} / 10 | "
-                     f"{sum(r['seconds'] for r in rows) / len(rows):.0f} |")
-    table = "\n".join(lines)
-    print(table)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "zoo_quality.json").write_text(json.dumps({"steps": args.steps, "overrides": args.overrides,
-                                                           "table": table, "runs": results}, indent=1))
+    results = run_all(args.experiments, args.seeds, args.jobs, lambda experiment, seed: run_one(experiment, seed, args))
+
+    def row(runs: list[dict]) -> list[str]:
+        return [str(runs[0]["g_steps"]), summary([r["fid"] for r in runs], 2), summary([r["is"] for r in runs], 2),
+                f"{summary([r['classes_covered'] for r in runs])} / 10",
+                f"{statistics.fmean(r['seconds'] for r in runs):.0f}"]
+
+    report(results, args.experiments, ["G steps", "MNIST-FID", "IS", "classes covered", "seconds/run"], row,
+           args.out / "zoo_quality.json", steps=args.steps, overrides=args.overrides, seeds=args.seeds)
     return 0
 
 

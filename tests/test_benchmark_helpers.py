@@ -1,0 +1,30 @@
+"""The table maths the benchmark scripts report with (benchmarks/cli_runs.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from cli_runs import report, run_all, summary  # noqa: E402
+
+
+def test_summary_is_mean_and_sample_std_and_skips_nans() -> None:
+    assert summary([1.0, 2.0, 3.0]) == "2.0 ± 1.0"  # sample std: sqrt(((1-2)^2 + (3-2)^2) / 2) = 1
+    assert summary([0.5], digits=2) == "0.50 ± 0.00"
+    assert summary([1.0, math.nan, 3.0]) == "2.0 ± 1.4 (2 of 3)"
+    assert summary([math.nan]) == "n/a"
+
+
+def test_run_all_and_report(tmp_path: Path, capsys) -> None:
+    results = run_all(["a", "b"], [0, 1], 2, lambda experiment, seed: {"experiment": experiment, "x": seed * 10.0})
+    assert [r["x"] for r in results] == [0.0, 10.0, 0.0, 10.0]
+    table = report(results, ["a", "b"], ["x"], lambda runs: [summary([r["x"] for r in runs])],
+                   tmp_path / "out" / "t.json", steps=5)
+    assert table.splitlines() == ["| experiment | x |", "|---|---|", "| a | 5.0 ± 7.1 |", "| b | 5.0 ± 7.1 |"]
+    assert table in capsys.readouterr().out
+    saved = json.loads((tmp_path / "out" / "t.json").read_text())
+    assert saved["steps"] == 5 and saved["table"] == table and len(saved["runs"]) == 4
