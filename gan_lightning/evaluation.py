@@ -17,7 +17,14 @@ from torch import Tensor
 
 from gan_lightning.metrics import MetricsError, build_extractor, class_histogram, parse_metrics
 from gan_lightning.metrics.extractors import FeatureExtractor
-from gan_lightning.metrics.stats import RealStats, StatsKey, extract, real_statistics, scores_from_output
+from gan_lightning.metrics.stats import (
+    RealStats,
+    StatsKey,
+    extract,
+    needs_real_stats,
+    real_statistics,
+    scores_from_output,
+)
 
 
 def make_extractor(settings: DictConfig, device: torch.device | str = "cpu") -> FeatureExtractor:
@@ -31,20 +38,16 @@ def real_stats_for(datamodule: Any, extractor: FeatureExtractor, settings: DictC
     n_real = available if settings.n_real is None else min(settings.n_real, available)
     key = StatsKey(dataset=datamodule.dataset_id, split="all", resolution=int(datamodule.sample_shape[-1]),
                    extractor=extractor.name, num_samples=n_real)
-    device = next(extractor.parameters()).device
 
     def features() -> Tensor:
-        real = datamodule.real_samples(n_real)
-        return extract(extractor, (b.to(device) for b in real.split(settings.batch_size))).features
+        return extract(extractor, datamodule.real_samples(n_real), settings.batch_size).features
 
     return real_statistics(key, features, cache_dir=settings.cache_dir)
 
 
 @torch.no_grad()
 def generated_samples(model: Any, n: int, batch_size: int, seed: int) -> list[Tensor]:
-    """``n`` samples in batches; models that translate rather than generate provide ``metric_samples``."""
-    if hasattr(model, "metric_samples"):
-        return list(model.metric_samples(n, batch_size))
+    """``n`` samples of the (EMA) generator in batches, from latents (and labels) drawn with ``seed``."""
     generator = torch.Generator().manual_seed(seed)
     batches = []
     for start in range(0, n, batch_size):
@@ -61,7 +64,7 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
     if len(model.sample_shape) != 3:
         raise MetricsError(f"FID/IS/KID need image samples, this model makes samples of shape {model.sample_shape}")
     extractor = extractor or make_extractor(settings, model.device)
-    if real is None and any(name in ("fid", "kid") for name in names):
+    if real is None and needs_real_stats(names):
         real = real_stats_for(datamodule, extractor, settings)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rank-deficient.*")  # said once below, not every time

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from gan_lightning.callbacks.periodic import PeriodicCallback, publish_scalars
 from gan_lightning.evaluation import evaluate, make_extractor, real_stats_for
+from gan_lightning.metrics.stats import needs_real_stats
 
 
 class MetricsCallback(PeriodicCallback):
@@ -25,7 +26,7 @@ class MetricsCallback(PeriodicCallback):
         step = trainer.global_step
         if self.extractor is None:
             self.extractor = make_extractor(self.settings, pl_module.device)
-            if any(name in self.settings.metrics for name in ("fid", "kid")):
+            if needs_real_stats(self.settings.metrics):
                 self.real = real_stats_for(trainer.datamodule, self.extractor, self.settings)
         scores = evaluate(pl_module, trainer.datamodule, self.settings, self.extractor, self.real)
         numbers = {f"val/{k}": float(v) for k, v in scores.items()

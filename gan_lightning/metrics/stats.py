@@ -195,6 +195,11 @@ def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
     return names
 
 
+def needs_real_stats(metrics: str | Iterable[str]) -> bool:
+    """Whether any of these metrics compares against real statistics (FID, KID) rather than fakes alone (IS)."""
+    return any(METRICS[m][1] for m in parse_metrics(metrics))
+
+
 def compute_metrics(
     fake: ImagesLike,
     real_stats: RealStats | None,
@@ -210,7 +215,7 @@ def compute_metrics(
 
 
 def _check_real_stats(names: list[str], real_stats: RealStats | None, extractor_name: str) -> None:
-    if any(METRICS[m][1] for m in names):
+    if needs_real_stats(names):
         if real_stats is None:
             raise MetricsError(f"metrics {names} need real statistics, got none")
         if real_stats.key.extractor != extractor_name:

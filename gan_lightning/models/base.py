@@ -248,7 +248,8 @@ class GANModule(L.LightningModule, abc.ABC):
         return batch, None
 
     def make_fakes(self, real: Tensor, labels: Tensor | None) -> Any:
-        """The generated side of the batch: G(z) with z ~ N(0, I), conditioned on the real labels."""
+        """The generated side of the batch: G(z) with z from the latent prior (``sample_latent``), conditioned on
+        the real labels."""
         z = self.sample_latent(real.shape[0])
         if self.config.virtual_batch_norm:
             return self._generate_with_reference(z, labels)
