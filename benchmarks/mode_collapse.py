@@ -18,17 +18,21 @@ import sys
 from pathlib import Path
 
 from cli_runs import report, run_all, summary, train_run
+from omegaconf import OmegaConf
+
+from datamodules.toy_data import TOY_MIXTURES
 
 EXPERIMENTS = ["gmgan_ring", "gmgan_grid", "pacgan_ring", "pacgan_grid", "gan_ring", "gan_grid", "wgan_gp_ring",
                "wgan_gp_grid"]
-MODES = {"ring": 8, "grid": 25}
 
 
 def run_one(experiment: str, seed: int, out: Path, overrides: list[str]) -> dict:
     run_dir = out / experiment / f"seed{seed}"
     seconds = train_run(experiment, seed, run_dir, overrides)
     final = sorted((run_dir / "modes").glob("step_*.json"))[-1]
-    return {"experiment": experiment, "seed": seed, "seconds": seconds, **json.loads(final.read_text())}
+    mode_centres = TOY_MIXTURES[OmegaConf.load(run_dir / "config.yaml").data.mixture][0]()
+    return {"experiment": experiment, "seed": seed, "seconds": seconds, "modes_total": len(mode_centres),
+            **json.loads(final.read_text())}
 
 
 def main() -> int:
@@ -47,8 +51,7 @@ def main() -> int:
               file=sys.stderr)
 
     def row(runs: list[dict]) -> list[str]:
-        total = next((n for key, n in MODES.items() if key in runs[0]["experiment"]), "?")
-        return [f"{summary([r['modes_captured'] for r in runs])} / {total}",
+        return [f"{summary([r['modes_captured'] for r in runs])} / {runs[0]['modes_total']}",
                 summary([r["modes_captured_1pct"] for r in runs]), summary([r["high_quality_pct"] for r in runs]),
                 summary([r["spread_ratio"] for r in runs], digits=2),
                 f"{statistics.fmean(r['seconds'] for r in runs):.0f}"]

@@ -25,7 +25,6 @@ from omegaconf import OmegaConf
 
 EXPERIMENTS = ["gan_mnist", "dcgan_mnist", "cgan_mnist", "wgan_mnist", "wgan_gp_mnist", "sngan_mnist"]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def run_one(experiment: str, seed: int, args: argparse.Namespace) -> dict:
@@ -35,8 +34,10 @@ def run_one(experiment: str, seed: int, args: argparse.Namespace) -> dict:
                  "callbacks.metrics.n_samples=5000", "callbacks.metrics.extractor=mnist", *args.overrides]
     seconds = train_run(experiment, seed, run_dir, overrides, threads=args.threads)
     final = json.loads(sorted((run_dir / "metrics").glob("step_*.json"))[-1].read_text())
-    n_critic = OmegaConf.load(EXPERIMENTS_DIR / f"{experiment}.yaml").model.get("n_critic", 1)
-    return {"experiment": experiment, "seed": seed, "seconds": seconds, "g_steps": -(-args.steps // n_critic),
+    # the resolved config the run saved: overrides and the variant's defaults included; G steps on every
+    # n_critic-th batch
+    n_critic = OmegaConf.load(run_dir / "config.yaml").model.n_critic
+    return {"experiment": experiment, "seed": seed, "seconds": seconds, "g_steps": args.steps // n_critic,
             **{k: final[k] for k in ("fid", "is", "classes_covered")}}
 
 
