@@ -5,8 +5,8 @@ Gaussians centred on {-4, -2, 0, 2, 4}^2, std 0.05 (the values of Lin et al. 201
 ``datamodules.toy_data``). ``data.n`` points are drawn once from ``run.seed`` and served in shuffled
 full-size batches; points are used as they are (no scaling), so samples, metrics and plots share units.
 
-The datamodule also exposes ``mode_centres`` and ``mode_std``: models attach the mode metrics callback
-(``gan_lightning.callbacks.modes``) whenever their datamodule has them.
+The datamodule also exposes ``mode_centres`` and ``mode_std``: ``gan_lightning.train.build_callbacks`` attaches
+the mode metrics callback (``gan_lightning.callbacks.modes``) whenever the datamodule has them.
 """
 
 from __future__ import annotations

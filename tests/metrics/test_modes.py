@@ -49,7 +49,7 @@ def test_sampler_statistics(name: str) -> None:
     stats = mode_stats(points, centres, std)
     assert stats.high_quality_pct == pytest.approx(100 * (1 - math.exp(-4.5)), abs=0.5)
     assert stats.modes_captured == stats.modes_captured_1pct == len(centres)
-    assert stats.spread_ratio == pytest.approx(1.0, abs=0.02)  # the data is as wide as the data
+    assert stats.spread_ratio == pytest.approx(1.0, abs=0.02)  # real samples are exactly as wide as the mixture
 
 
 def test_sampler_is_reproducible_with_a_generator() -> None:
