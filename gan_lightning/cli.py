@@ -43,28 +43,31 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise GanLightningError(f"--n must be >= 1, got {args.n}")
     model = load_model(args.checkpoint)
-    generator = torch.Generator().manual_seed(args.seed)
-    z = model.sample_latent(args.n, generator)
     if args.label is not None:
         if not model.conditional:
             raise GanLightningError(f"--label: model {model.registry_name} is not conditional")
         if not 0 <= args.label < model.num_classes:
             raise GanLightningError(f"--label must be in [0, {model.num_classes - 1}], got {args.label}")
-        labels = torch.full((args.n,), args.label, dtype=torch.long)
-    else:
-        labels = model.fixed_labels(args.n, args.nrow)  # conditional models: class by row
+    generator = torch.Generator().manual_seed(args.seed)
+    z = model.sample_latent(args.n, generator)
+    row_length = args.nrow
     if args.interpolate or args.arithmetic:
-        z, labels = _latent_tool_inputs(model, args, generator, labels)
+        z = _latent_tool_latents(model, args, generator)
+        row_length = 4 if args.arithmetic else args.nrow
+    if args.label is not None:
+        labels = torch.full((len(z),), args.label, dtype=torch.long)
+    else:
+        labels = model.fixed_labels(len(z), row_length)  # conditional models: one class per row
     samples = model.generate(z, labels)
     if hasattr(model, "render_samples") and not str(args.out).endswith(".pt"):
         model.render_samples(samples, args.out)  # 2-D points: a scatter plot
     else:
-        save_samples(samples, args.out, nrow=4 if args.arithmetic else args.nrow)
+        save_samples(samples, args.out, nrow=row_length)
     print(f"wrote {len(samples)} samples to {args.out}")
     return 0
 
 
-def _latent_tool_inputs(model, args: argparse.Namespace, generator, labels):
+def _latent_tool_latents(model, args: argparse.Namespace, generator):
     """--interpolate: rows of --nrow latents walking (slerp) between two random latents.
     --arithmetic A,B,C: one row G(z_A), G(z_B), G(z_C), G(z_A + z_B - z_C), z_S drawn from seed S."""
     import torch
@@ -85,10 +88,7 @@ def _latent_tool_inputs(model, args: argparse.Namespace, generator, labels):
             raise GanLightningError(f"--interpolate needs --nrow >= 2 (steps per row), got {args.nrow}")
         rows = max(1, args.n // args.nrow)
         z = interpolation_grid(model.sample_latent(rows, generator), model.sample_latent(rows, generator), args.nrow)
-    if labels is not None:  # one class per row (--label: that class everywhere)
-        row_length = 4 if args.arithmetic else args.nrow
-        labels = labels[0].repeat(len(z)) if args.label is not None else model.fixed_labels(len(z), row_length)
-    return z, labels
+    return z
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:

@@ -15,7 +15,6 @@ from torch import Tensor, nn
 
 from gan_lightning.models.dcgan import DCGAN, DCGANConfig
 from gan_lightning.nets.conditioning import ProjectionDiscriminator
-from gan_lightning.nets.dcgan import DCGANDiscriminator, dcgan_init_
 from gan_lightning.registry import register_model
 
 
@@ -33,10 +32,7 @@ class CGAN(DCGAN):
     def build_discriminator(self) -> nn.Module:
         if not self.config.projection:
             return super().build_discriminator()  # num_classes given: label channels concatenated
-        channels, size = self.d_input_shape[0], self.d_input_shape[-1]
-        net = DCGANDiscriminator(channels, size, self.config.width_d, self.config.d_norm)
-        dcgan_init_(net)
-        return ProjectionDiscriminator(net, self.num_classes)
+        return ProjectionDiscriminator(self.dcgan_discriminator(None), self.num_classes)
 
-    def fixed_labels(self, n: int, nrow: int | None = 8) -> Tensor | None:
-        return super().fixed_labels(n, nrow if nrow is not None else 8)  # class by row in every grid
+    def fixed_labels(self, n: int, nrow: int | None = None) -> Tensor | None:
+        return super().fixed_labels(n, 8 if nrow is None else nrow)  # class by row in every grid

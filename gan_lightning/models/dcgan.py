@@ -32,8 +32,12 @@ class DCGAN(GANModule):
         return net
 
     def build_discriminator(self) -> nn.Module:
+        return self.dcgan_discriminator(self.num_classes)
+
+    def dcgan_discriminator(self, num_classes: int | None) -> nn.Module:
+        """The DCGAN D, initialised; ``num_classes``: label channels concatenated to the image (None: none)."""
         channels, size = self.d_input_shape[0], self.d_input_shape[-1]  # m * C channels with packing
-        net = DCGANDiscriminator(channels, size, self.config.width_d, self.config.d_norm, self.num_classes)
+        net = DCGANDiscriminator(channels, size, self.config.width_d, self.config.d_norm, num_classes)
         dcgan_init_(net)
         return net
 
