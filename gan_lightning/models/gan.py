@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from omegaconf import DictConfig
 from torch import nn
 
+from gan_lightning.errors import ConfigError
 from gan_lightning.models.base import GANConfig, GANModule
-from gan_lightning.nets.mlp import MLPDiscriminator, MLPGenerator
+from gan_lightning.nets.mlp import MLP_NORMS, MLPDiscriminator, MLPGenerator
 from gan_lightning.registry import register_model
 
 
@@ -32,3 +34,9 @@ class VanillaGAN(GANModule):
     def build_discriminator(self) -> nn.Module:
         return MLPDiscriminator(self.d_input_shape, self.config.hidden_d, self.num_classes,
                                 dropout=self.config.dropout_d)
+
+    @classmethod
+    def check_config(cls, config: DictConfig) -> None:
+        super().check_config(config)
+        if config.norm_g not in MLP_NORMS:
+            raise ConfigError(f"model.norm_g: {config.norm_g!r}; accepted: {', '.join(MLP_NORMS)}")

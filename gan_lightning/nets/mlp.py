@@ -9,13 +9,15 @@ from torch import Tensor, nn
 
 from gan_lightning.nets.conditioning import LabelEmbedding
 
+MLP_NORMS = ("none", "batch")  # normalisation after each hidden layer of MLPGenerator
+
 
 class MLPGenerator(nn.Module):
     def __init__(self, latent_dim: int, sample_shape: Sequence[int], hidden: Sequence[int] = (256, 512),
                  num_classes: int | None = None, embed_dim: int = 10, tanh_output: bool = True, norm: str = "none"):
         super().__init__()
-        if norm not in ("none", "batch"):
-            raise ValueError(f"unknown norm {norm!r}; accepted: none, batch")
+        if norm not in MLP_NORMS:
+            raise ValueError(f"unknown norm {norm!r}; accepted: {', '.join(MLP_NORMS)}")
         self.sample_shape = tuple(sample_shape)
         self.labels = LabelEmbedding(num_classes, embed_dim)
         layers: list[nn.Module] = []
