@@ -164,9 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("evaluate", help="FID/IS/KID of a checkpoint, printed as one JSON object")
     evaluate.add_argument("checkpoint")
     evaluate.add_argument("overrides", nargs="*", help="dotlist for the stored experiment, e.g. data.root=DIR")
-    evaluate.add_argument("--metrics", default=None, help="comma-separated: fid,is,kid (default: all three)")
-    evaluate.add_argument("--n", type=int, default=None, help="generated samples (default 5000)")
-    evaluate.add_argument("--extractor", default=None, help="mnist (default, offline) or inception")
+    # defaults: the checkpoint's stored experiment (callbacks.metrics.*)
+    evaluate.add_argument("--metrics", default=None,
+                          help="comma-separated: fid,is,kid (default: callbacks.metrics.metrics)")
+    evaluate.add_argument("--n", type=int, default=None,
+                          help="generated samples (default: callbacks.metrics.n_samples)")
+    evaluate.add_argument("--extractor", default=None, help="mnist (offline) or inception (default: "
+                          "callbacks.metrics.extractor)")
     evaluate.add_argument("--inception-weights", default=None, help="pt_inception-2015-12-05 weights file")
     evaluate.add_argument("--cache-dir", default=None, help="where real statistics are cached")
     evaluate.add_argument("--n-real", type=int, default=None, help="real samples for the statistics")

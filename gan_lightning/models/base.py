@@ -201,7 +201,7 @@ class GANModule(L.LightningModule, abc.ABC):
 
     @abc.abstractmethod
     def build_discriminator(self) -> nn.Module:
-        """D(x[, labels]) -> one score per sample."""
+        """D(x[, labels]) -> one score per input (a sample; with model.pack, a pack of m samples)."""
 
     @classmethod
     def check_config(cls, config: DictConfig) -> None:

@@ -1,6 +1,7 @@
 """Layers from the "improved techniques" and stabilisation literature, as plain nn.Modules and functions.
 
-- ``MinibatchDiscrimination`` and ``VirtualBatchNorm``: Salimans et al. 2016.
+- ``MinibatchDiscrimination`` (``add_minibatch_discrimination`` puts it before a D's head), ``VirtualBatchNorm``
+  (``use_virtual_batch_norm`` swaps it into a G) and ``HistoricalAverages``: Salimans et al. 2016.
 - ``spectral_norm_all``: Miyato et al. 2018 (SNGAN), applied to every Conv/Linear of a network.
 - ``pack_samples``: PacGAN (Lin et al. 2018).
 
