@@ -9,6 +9,7 @@ exactly the batches an uninterrupted run would have seen, which makes resume bit
 from __future__ import annotations
 
 import abc
+import hashlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -108,6 +109,7 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         self.samples: Tensor | None = None
         self.labels: Tensor | None = None
         self._train_batches: InMemoryBatches | None = None
+        self._fingerprint: str | None = None
 
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
@@ -149,18 +151,45 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
             labels = labels[: self.config.limit] if labels is not None else None
         self.samples, self.labels = samples, labels
 
-    def train_dataloader(self) -> InMemoryBatches:
+    def _batches(self, rank: int, world_size: int, count_on_yield: bool) -> InMemoryBatches:
         self.setup()
         tensors = (self.samples,) if self.labels is None else (self.samples, self.labels)
-        trainer = self.trainer
-        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         try:
-            self._train_batches = InMemoryBatches(tensors, self.config.batch_size, self.seed,
-                                                  transform=self.batch_transform, rank=rank, world_size=world,
-                                                  count_on_yield=trainer is None)
+            return InMemoryBatches(tensors, self.config.batch_size, self.seed, transform=self.batch_transform,
+                                   rank=rank, world_size=world_size, count_on_yield=count_on_yield)
         except ValueError as error:
             raise ConfigError(f"data.batch_size: {error}") from None
+
+    def needs_download(self) -> bool:
+        """True when the data is not here yet and ``prepare_data`` would fetch it (a dry run does not)."""
+        return False
+
+    def check_batches(self, world_size: int = 1) -> None:
+        """Load the data and check that every rank gets at least one full batch (one line naming the key if not)."""
+        self._batches(0, world_size, count_on_yield=True)
+
+    def train_dataloader(self) -> InMemoryBatches:
+        trainer = self.trainer
+        rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
+        self._train_batches = self._batches(rank, world, count_on_yield=trainer is None)
         return self._train_batches
+
+    @property
+    def fingerprint(self) -> str:
+        """A digest of the samples and labels as served (after limit and resize): a resumed run checks that it
+        trains on the data its checkpoint was trained on, wherever that data now lives."""
+        if self._fingerprint is None:
+            self.setup()
+            digest = hashlib.blake2b(digest_size=16)
+            for tensor in (self.samples, self.labels):
+                if tensor is not None:
+                    digest.update(str((tuple(tensor.shape), tensor.dtype)).encode())
+                    digest.update(tensor.contiguous().numpy().data)
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"fingerprint": self.fingerprint}
 
     def on_before_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         # Lightning calls this once per batch that reaches training_step (after its read-ahead).

@@ -61,6 +61,9 @@ class MNISTDataModule(ImageDataModule):
             found.append(existing[0])
         return found
 
+    def needs_download(self) -> bool:
+        return self.config.download and self._find() is None
+
     def prepare_data(self) -> None:
         if self._find() is not None:
             return

@@ -24,11 +24,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.quiet:
         overrides.append("run.quiet=true")
     config = config_lib.load_experiment(args.experiment, overrides)
+    from gan_lightning.train import prepare, silence_lightning, train
+
     if args.dry_run:
+        silence_lightning()  # the resolved config alone on stdout
+        prepare(config, dry_run=True)  # data, model, optimizers, callbacks, trainer: what would fail, fails here
         print(config_lib.to_yaml(config), end="")
         return 0
-    from gan_lightning.train import train
-
     run_dir = train(config)
     print(f"run directory: {run_dir}")
     return 0
@@ -37,11 +39,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from gan_lightning.callbacks.samples import save_samples
+    from gan_lightning.callbacks.samples import check_output_path, save_samples
     from gan_lightning.train import load_model
 
     if args.n < 1:
         raise GanLightningError(f"--n must be >= 1, got {args.n}")
+    check_output_path(args.out)
     model = load_model(args.checkpoint)
     if args.label is not None:
         if not model.conditional:
@@ -59,6 +62,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     else:
         labels = model.fixed_labels(len(z), row_length)  # conditional models: one class per row
     samples = model.generate(z, labels)
+    if not bool(torch.isfinite(samples).all()):
+        raise GanLightningError(f"{args.checkpoint}: the generator produced non-finite samples (NaN/inf)")
     if hasattr(model, "render_samples") and not str(args.out).endswith(".pt"):
         model.render_samples(samples, args.out)  # 2-D points: a scatter plot
     else:
@@ -122,7 +127,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(text)
     checkpoint = Path(args.checkpoint)
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    (run_dir / f"evaluation_step{scores['step']:07d}_{settings.extractor}.json").write_text(text + "\n")
+    report = run_dir / f"evaluation_step{scores['step']:07d}_{settings.extractor}.json"
+    try:
+        report.write_text(text + "\n")
+    except OSError as error:  # a read-only checkpoint folder: the scores are on stdout all the same
+        print(f"note: could not write {report} ({error.strerror})", file=sys.stderr)
     return 0
 
 
@@ -197,11 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
     # Our checkpoints are taken after the batch's updates on purpose (that is the state to resume).
     warnings.filterwarnings("ignore", message=".*no pre-optimization state was saved.*")
+    # A resumed run writes into its own checkpoint folder on purpose.
+    warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
         return args.handler(args)
     except GanLightningError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"{error.prefix}: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

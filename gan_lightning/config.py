@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,10 +183,38 @@ def _validate_trainer(values: Any) -> dict[str, Any]:
             raise ConfigError(f"trainer.{key}: unknown key; accepted: lightning.Trainer arguments such as "
                               "max_steps, max_epochs, accelerator, devices, num_nodes, strategy, precision, "
                               "log_every_n_steps, val_check_interval, limit_val_batches, deterministic")
+    _check_trainer_types(trainer)
     max_steps = trainer.get("max_steps", -1)
     if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps == 0 or max_steps < -1:
         raise ConfigError(f"trainer.max_steps: expected a positive int (training batches) or -1, got {max_steps!r}")
     return trainer
+
+
+_SIMPLE_TYPES = {int: "int", float: "float", bool: "bool", str: "str", type(None): "null"}
+
+
+def _check_trainer_types(trainer: dict[str, Any]) -> None:
+    """Values against ``Trainer.__init__``'s annotations where those are plain scalars (int, float, bool, str, None,
+    literals): ``max_epochs=abc`` fails here, with the key, instead of deep inside Lightning."""
+    import lightning
+
+    hints = _type_hints(lightning.Trainer.__init__)
+    for key, value in trainer.items():
+        hint = hints.get(key)
+        if hint is None:
+            continue
+        options = typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        literals = [v for option in options if typing.get_origin(option) is typing.Literal
+                    for v in typing.get_args(option)]
+        plain = [option for option in options if option in _SIMPLE_TYPES]
+        if len(plain) + sum(typing.get_origin(o) is typing.Literal for o in options) != len(options):
+            continue  # objects, timedeltas, lists...: left to Lightning
+        ok = value in literals or any(
+            isinstance(value, option) and not (option is int and isinstance(value, bool)) for option in plain) or (
+            float in plain and isinstance(value, int) and not isinstance(value, bool))
+        if not ok:
+            accepted = [_SIMPLE_TYPES[o] for o in plain] + [repr(v) for v in literals]
+            raise ConfigError(f"trainer.{key}: {value!r} is not valid; accepted: {' or '.join(accepted)}")
 
 
 def validate(raw: DictConfig) -> DictConfig:
@@ -259,3 +288,54 @@ def load_experiment(experiment: str, overrides: list[str] | tuple[str, ...] = ()
 
 def to_yaml(config: DictConfig) -> str:
     return OmegaConf.to_yaml(config, resolve=True)
+
+
+# What may change when a run is resumed. Everything else (architecture, loss, optimiser, data shape and order, seed,
+# precision) would either not apply (the optimiser state in the checkpoint wins) or make the checkpoint a different
+# experiment, so a change there is refused.
+_RESUME_MUTABLE_PREFIXES = ("trainer.", "callbacks.", "logger.")
+_RESUME_MUTABLE_KEYS = {"run.name", "run.dir", "run.resume", "run.quiet", "data.root", "data.download",
+                        "model.max_nonfinite_batches", "model.grad_clip_d", "model.grad_clip_g", "model.lr_decay_end"}
+_RESUME_FROZEN_KEYS = {"trainer.precision"}
+_PRECISION_ALIASES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists and empty mappings are leaves."""
+    if isinstance(tree, DictConfig):
+        tree = OmegaConf.to_container(tree, resolve=True)
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _normalised(key: str, value: Any) -> Any:
+    if key == "trainer.precision":
+        value = "32-true" if value is None else str(value)
+        return _PRECISION_ALIASES.get(value, value)
+    return value
+
+
+def resume_changes(stored: dict[str, Any], config: DictConfig) -> dict[str, tuple[Any, Any]]:
+    """The keys whose values differ between a checkpoint's experiment and the config resuming it, as
+    {key: (old, new)}; raises ConfigError listing the changes that cannot be made mid-run."""
+    old, new = flatten(stored), flatten(config)
+    changes = {}
+    for key in sorted(set(old) | set(new)):
+        if (key not in old or key not in new) and not key.startswith("trainer."):
+            continue  # a key one version of the framework has and the other lacks: nothing to compare
+        # trainer is a free mapping: a key set on one side only is a change (precision: absent means 32-true)
+        before, after = _normalised(key, old.get(key)), _normalised(key, new.get(key))
+        if before != after:
+            changes[key] = (before, after)
+    refused = [key for key in changes if key in _RESUME_FROZEN_KEYS or not (
+        key in _RESUME_MUTABLE_KEYS or key.startswith(_RESUME_MUTABLE_PREFIXES))]
+    if refused:
+        listed = ", ".join(f"{key} ({changes[key][0]!r} -> {changes[key][1]!r})" for key in refused[:6])
+        raise ConfigError(f"run.resume: the checkpoint was trained with other values of keys that cannot change "
+                          f"mid-run: {listed}{' ...' if len(refused) > 6 else ''}; start a new run.dir instead")
+    return changes

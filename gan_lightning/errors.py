@@ -5,6 +5,7 @@ class GanLightningError(Exception):
     """A problem the user can fix (bad input, missing file). Exit status 1."""
 
     exit_code = 1
+    prefix = "error"  # the CLI prints "<prefix>: <message>"
 
 
 class ConfigError(GanLightningError):

@@ -1,21 +1,49 @@
-"""Turn a validated experiment config into datamodule, model, loggers, callbacks and a Trainer, and run it."""
+"""Turn a validated experiment config into datamodule, model, loggers, callbacks and a Trainer, and run it.
+
+``prepare`` builds everything that can fail short of training (also for ``--dry-run``) and writes nothing, in an
+order that surfaces data problems before Lightning prints anything. ``train`` then takes the run directory's
+lock, writes the config and trains; whatever happens, the directory is left describing its checkpoint.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+from contextlib import nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
-from gan_lightning import registry
+from gan_lightning import interrupts, registry
 from gan_lightning.callbacks.samples import SampleGridCallback
+from gan_lightning.checkpoints import (
+    NonFiniteStateError,
+    SafeCheckpointIO,
+    load_checkpoint,
+    non_finite_entries,
+    remove_stale_temporaries,
+)
+from gan_lightning.config import resume_changes
 from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.loggers import build_loggers
+from gan_lightning.rundir import RunDirLock, check_writable
+
+_LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
+
+
+class Interrupted(GanLightningError):
+    """Training stopped on a signal after saving; exit status 128 + the signal number (130 SIGINT, 143 SIGTERM)."""
+
+    prefix = "stopped"
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
 
 
 def build_datamodule(config: DictConfig) -> L.LightningDataModule:
@@ -30,11 +58,17 @@ def build_model(config: DictConfig, datamodule: L.LightningDataModule) -> L.Ligh
 
 def build_callbacks(config: DictConfig, run_dir: Path, datamodule: L.LightningDataModule) -> list[L.Callback]:
     ckpt = config.callbacks.checkpoint
-    callbacks: list[L.Callback] = [ModelCheckpoint(
-        dirpath=run_dir / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
-        save_last=True, every_n_train_steps=ckpt.every_n_steps, monitor=ckpt.monitor, mode=ckpt.mode,
-        save_top_k=ckpt.save_top_k if ckpt.monitor else 0,
-    )]
+    # GracefulStop first: once a stop signal is in, the callbacks after it skip their periodic work.
+    # last.ckpt has its own ModelCheckpoint without a monitor: one with a monitor defers every save, last.ckpt
+    # included, until the monitored metric exists.
+    callbacks: list[L.Callback] = [interrupts.GracefulStop(), ModelCheckpoint(
+        dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0, every_n_train_steps=ckpt.every_n_steps)]
+    if ckpt.monitor and config.callbacks.metrics.enabled:
+        # Checked right after each evaluation (Lightning runs checkpoint callbacks after the metrics callback).
+        callbacks.append(ModelCheckpoint(
+            dirpath=run_dir / "checkpoints", filename="step{step:07d}", auto_insert_metric_name=False,
+            every_n_train_steps=config.callbacks.metrics.every_n_steps, monitor=ckpt.monitor, mode=ckpt.mode,
+            save_top_k=ckpt.save_top_k))
     if config.callbacks.metrics.enabled:
         from gan_lightning.callbacks.metrics import MetricsCallback
 
@@ -60,19 +94,24 @@ def _strategy(trainer_kwargs: dict[str, Any]) -> dict[str, Any]:
     return trainer_kwargs
 
 
+def silence_lightning() -> None:
+    """No "GPU available" banners, tips or summaries: only Lightning's warnings."""
+    for name in _LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def build_trainer(config: DictConfig, run_dir: Path, datamodule: L.LightningDataModule) -> L.Trainer:
     kwargs = _strategy(dict(config.trainer))
     quiet = config.run.quiet
     if quiet:
-        for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+        silence_lightning()
     try:
         return L.Trainer(logger=build_loggers(config, run_dir) or False,
-                         callbacks=build_callbacks(config, run_dir, datamodule),
+                         callbacks=build_callbacks(config, run_dir, datamodule), plugins=[SafeCheckpointIO()],
                          default_root_dir=str(run_dir), enable_progress_bar=not quiet, enable_model_summary=not quiet,
                          **kwargs)
-    except (ValueError, TypeError, MisconfigurationException) as error:
-        raise ConfigError(f"trainer: {' '.join(str(error).split())}") from None
+    except (ValueError, TypeError, AssertionError, MisconfigurationException) as error:
+        raise ConfigError(f"trainer: {' '.join(str(error).split()) or type(error).__name__}") from None
 
 
 def resume_checkpoint(config: DictConfig, run_dir: Path) -> Path | None:
@@ -89,39 +128,150 @@ def resume_checkpoint(config: DictConfig, run_dir: Path) -> Path | None:
     return path
 
 
-def train(config: DictConfig) -> Path:
-    """Run an experiment; returns its run directory."""
+@dataclass
+class Prepared:
+    """Everything a run needs, built and checked; nothing written yet."""
+
+    config: DictConfig
+    run_dir: Path
+    datamodule: L.LightningDataModule
+    model: L.LightningModule
+    trainer: L.Trainer
+    ckpt_path: Path | None = None
+    resume_step: int = 0
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+
+def _check_resume(checkpoint: dict[str, Any], path: Path, prepared: Prepared, check_data: bool) -> None:
+    """The checkpoint must continue this experiment: same data, and batches left to train."""
+    stored = checkpoint.get(type(prepared.datamodule).__qualname__, {}).get("fingerprint")
+    if check_data and stored is not None and stored != prepared.datamodule.fingerprint:
+        raise ConfigError(f"data: the data now configured (data.root={prepared.config.data.get('root', '-')}) is not "
+                          f"the data {path} was trained on; resume with that data, or start a new run.dir")
+    max_steps = prepared.trainer.max_steps
+    if max_steps != -1 and prepared.resume_step >= max_steps:
+        raise ConfigError(f"run.resume: {path} is at batch {prepared.resume_step}, trainer.max_steps={max_steps} is "
+                          f"already reached; raise trainer.max_steps (e.g. trainer.max_steps={2 * max_steps}) to "
+                          "train on")
+
+
+def prepare(config: DictConfig, dry_run: bool = False) -> Prepared:
+    """Build and check the datamodule (data loaded, batch arithmetic), model, optimizers and schedulers, callbacks,
+    loggers and trainer, and the checkpoint to resume from; raise a one-line error for anything that would fail.
+    A dry run downloads nothing: data still to be fetched is checked when the real run has it."""
     run_dir = Path(config.run.dir)
+    check_writable(run_dir, "run.dir")
+    metrics = config.callbacks.metrics
+    if metrics.enabled:
+        from gan_lightning.metrics.stats import default_cache_dir
+
+        check_writable(Path(metrics.cache_dir).expanduser() if metrics.cache_dir else default_cache_dir(),
+                       "callbacks.metrics.cache_dir")
+    if _is_launch_rank_zero():
+        RunDirLock(run_dir).check()  # a live run in this directory: say so before anything else about it
     ckpt_path = resume_checkpoint(config, run_dir)
+    checkpoint, changes = None, {}
+    if ckpt_path is not None:
+        checkpoint = load_checkpoint(ckpt_path, "run.resume")
+        stored = checkpoint["hyper_parameters"].get("experiment")
+        if stored:
+            changes = resume_changes(stored, config)
     L.seed_everything(config.run.seed, workers=True, verbose=False)
     datamodule = build_datamodule(config)
+    check_data = not (dry_run and datamodule.needs_download())
+    if check_data:
+        datamodule.check_batches()  # loads the data: a data problem shows before Lightning prints anything
     model = build_model(config, datamodule)
+    if model.config.pack > 1 and config.data.batch_size % model.config.pack:
+        raise ConfigError(f"model.pack: {model.config.pack} does not divide data.batch_size={config.data.batch_size}")
     trainer = build_trainer(config, run_dir, datamodule)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
-    trainer.fit(model, datamodule=datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
-    # The final state, whatever the checkpoint cadence: this is what --resume and `sample` pick up.
-    trainer.save_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-    if config.logger.wandb.enabled and trainer.is_global_zero:
-        import wandb
+    if check_data:
+        datamodule.check_batches(trainer.world_size)
+    model.build_optimizers(trainer.max_steps)
+    prepared = Prepared(config, run_dir, datamodule, model, trainer, ckpt_path, changes=changes)
+    if checkpoint is not None:
+        prepared.resume_step = int(checkpoint.get("global_step", 0))
+        _check_resume(checkpoint, ckpt_path, prepared, check_data)
+    return prepared
 
-        wandb.finish()  # close the run: a later run in this process (a sweep agent, tests) starts its own
+
+def _is_launch_rank_zero() -> bool:
+    """True in the process that owns the run directory: not a DDP worker started by Lightning, torchrun or srun."""
+    return all(int(os.environ.get(name, "0") or 0) == 0 for name in ("RANK", "LOCAL_RANK", "NODE_RANK",
+                                                                         "GROUP_RANK", "SLURM_PROCID"))
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    temp.write_text(text)
+    os.replace(temp, path)
+
+
+def _record_resume(prepared: Prepared) -> None:
+    """Append the resume and its config changes to run.dir/resumes.yaml and say it on stdout."""
+    changes = {key: {"from": old, "to": new} for key, (old, new) in prepared.changes.items()
+               if key not in ("run.resume", "run.quiet")}
+    history = prepared.run_dir / "resumes.yaml"
+    entries = list(OmegaConf.load(history)) if history.is_file() else []
+    entries.append({"batch": prepared.resume_step, "checkpoint": str(prepared.ckpt_path), "changes": changes})
+    _write_text_atomically(history, OmegaConf.to_yaml(entries))
+    if not prepared.config.run.quiet:
+        listed = ", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in changes.items()) or "no config changes"
+        print(f"resuming {prepared.run_dir} at batch {prepared.resume_step} ({listed})")
+
+
+def train(config: DictConfig) -> Path:
+    """Run an experiment; returns its run directory."""
+    prepared = prepare(config)
+    run_dir, trainer = prepared.run_dir, prepared.trainer
+    owner = _is_launch_rank_zero()
+    with RunDirLock(run_dir) if owner else nullcontext():
+        if owner:
+            if prepared.ckpt_path is None:
+                resume_checkpoint(config, run_dir)  # a run that finished while this one was preparing
+            remove_stale_temporaries(run_dir / "checkpoints")
+            _write_text_atomically(run_dir / "config.yaml", OmegaConf.to_yaml(config, resolve=True))
+            if prepared.ckpt_path is not None:
+                _record_resume(prepared)
+        restore_handlers = interrupts.install()
+        try:
+            trainer.fit(prepared.model, datamodule=prepared.datamodule,
+                        ckpt_path=str(prepared.ckpt_path) if prepared.ckpt_path else None)
+        finally:
+            restore_handlers()
+        signum = interrupts.requested()
+        last = run_dir / "checkpoints" / "last.ckpt"
+        # The final state, whatever the checkpoint cadence: this is what --resume and `sample` pick up.
+        trainer.save_checkpoint(last, weights_only=False)
+        if config.logger.wandb.enabled and trainer.is_global_zero:
+            import wandb
+
+            wandb.finish()  # close the run: a later run in this process (a sweep agent, tests) starts its own
+    if signum is not None:
+        raise Interrupted(f"{interrupts.signal_name(signum)} at batch {trainer.global_step}: saved {last}; continue "
+                          f"with the same command and --resume (or run.resume={last})", signum)
     if trainer.interrupted:
-        raise GanLightningError(f"training interrupted; {run_dir}/checkpoints/last.ckpt holds the last state")
+        raise GanLightningError(f"training interrupted; {last} holds the last state")
     return run_dir
 
 
 def load_model(path: str | Path) -> L.LightningModule:
-    """Rebuild a model from a checkpoint written by ``train`` (its class comes from the registry)."""
-    path = Path(path)
-    if not path.is_file():
-        raise GanLightningError(f"checkpoint {path} does not exist")
+    """Rebuild a model from a checkpoint written by ``train`` (its class comes from the registry); only tensors and
+    plain data are unpickled."""
+    checkpoint = load_checkpoint(path)
+    hparams = checkpoint["hyper_parameters"]
+    config = hparams["config"]
+    model_cls = registry.get_model_class(config.get("name") if isinstance(config, dict) else None)
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        hparams = checkpoint["hyper_parameters"]
-        model_cls = registry.get_model_class(hparams["config"]["name"])
-    except Exception as error:  # unpickling garbage raises many kinds of errors; all mean the same here
-        raise GanLightningError(f"{path} is not a gan-lightning checkpoint ({type(error).__name__})") from None
-    model = model_cls(hparams["config"], hparams["sample_shape"], hparams["num_classes"], hparams.get("experiment"))
-    model.load_state_dict(checkpoint["state_dict"])
+        model = model_cls(config, hparams["sample_shape"], hparams["num_classes"], hparams.get("experiment"))
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+        first = " ".join(str(error).split())[:200]
+        raise GanLightningError(f"{path}: its weights do not fit model {model_cls.registry_name!r} as configured in "
+                                f"the checkpoint ({first})") from None
+    bad = non_finite_entries(checkpoint["state_dict"])
+    if bad:
+        raise NonFiniteStateError(f"{path}: the model holds non-finite values ({', '.join(bad[:3])}); the run "
+                                  "diverged before this checkpoint: use an earlier one")
     return model.eval()
+

@@ -49,3 +49,14 @@ def tiny_overrides(data_root: Path, run_dir: Path, steps: int = 4) -> list[str]:
             f"run.dir={run_dir}", "run.quiet=true", "callbacks.samples.every_n_steps=2", "callbacks.samples.n=16",
             "callbacks.checkpoint.every_n_steps=2", "trainer.log_every_n_steps=1",
             "callbacks.metrics.enabled=false"]
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    """Two checkpoints hold the same step, bit-identical weights and buffers, and identical optimizer states."""
+    assert a["global_step"] == b["global_step"]
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for key in a["state_dict"]:
+        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
+    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
+        for state_a, state_b in zip(opt_a["state"].values(), opt_b["state"].values(), strict=True):
+            assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from gan_lightning.cli import main
-from tests.conftest import SHARED_MNIST, tiny_overrides
+from tests.conftest import SHARED_MNIST, assert_same_state, tiny_overrides
 
 
 def train(data_root: Path, run_dir: Path, steps: int, *extra: str) -> int:
@@ -56,13 +56,8 @@ def test_resume_gives_the_same_weights_as_a_straight_run(fake_mnist: Path, tmp_p
     assert train(fake_mnist, tmp_path / "split", 20, *extra, "--resume") == 0
     a = torch.load(tmp_path / "straight" / "checkpoints" / "last.ckpt", weights_only=True)
     b = torch.load(tmp_path / "split" / "checkpoints" / "last.ckpt", weights_only=True)
-    assert a["global_step"] == b["global_step"] == 20
-    assert a["state_dict"].keys() == b["state_dict"].keys()
-    for key in a["state_dict"]:
-        assert torch.equal(a["state_dict"][key], b["state_dict"][key]), key
-    for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
-        for state_a, state_b in zip(opt_a["state"].values(), opt_b["state"].values(), strict=True):
-            assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    assert a["global_step"] == 20
+    assert_same_state(a, b)
     rows = list(csv.DictReader((tmp_path / "split" / "metrics.csv").read_text().splitlines()))
     assert [int(r["step"]) for r in rows] == list(range(20))  # the resumed run appended its metrics
 

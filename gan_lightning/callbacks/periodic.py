@@ -1,12 +1,36 @@
-"""Scheduling shared by the sample, metric and mode callbacks: every N training batches and once at the end."""
+"""Scheduling shared by the sample, metric and mode callbacks: every N training batches and once at the end.
+
+Their work must not change training: each run happens inside a fork of every RNG stream (torch CPU and CUDA,
+numpy, Python), so building a feature extractor or drawing evaluation latents leaves the training streams where
+they were, and a run resumed after an evaluation continues bit for bit like one that never stopped.
+"""
 
 from __future__ import annotations
 
 import abc
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
+
+from gan_lightning import interrupts
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Run the body with every global RNG stream restored afterwards."""
+    numpy_state, python_state = np.random.get_state(), random.getstate()
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
+    with torch.random.fork_rng(devices=devices):
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
 
 
 class PeriodicCallback(L.Callback, abc.ABC):
@@ -30,9 +54,12 @@ class PeriodicCallback(L.Callback, abc.ABC):
         self._run_once(trainer, pl_module)
 
     def _run_once(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if interrupts.requested() is not None:
+            return  # stopping on a signal: the time left is for the checkpoint
         if trainer.global_step != self.last_step:
             self.last_step = trainer.global_step
-            self.run(trainer, pl_module)
+            with preserved_rng():
+                self.run(trainer, pl_module)
 
 
 def publish_scalars(trainer: L.Trainer, numbers: dict[str, float]) -> None:

@@ -57,6 +57,22 @@ class SampleGridCallback(PeriodicCallback):
         return path
 
 
+def check_output_path(path: str | Path) -> None:
+    """One line, before any work, for an output the sample writer cannot produce: an unknown extension or a folder
+    that cannot be created."""
+    from PIL import Image
+
+    from gan_lightning.errors import GanLightningError
+    from gan_lightning.rundir import check_writable
+
+    path = Path(path)
+    image_suffixes = {suffix for suffix, name in Image.registered_extensions().items() if name in Image.SAVE}
+    if path.suffix.lower() != ".pt" and path.suffix.lower() not in image_suffixes:
+        raise GanLightningError(f"--out {path}: unknown extension {path.suffix or '(none)'!r}; accepted: .pt (raw "
+                                "samples) or an image format such as .png or .jpg")
+    check_writable(path.parent, "--out")
+
+
 def save_samples(samples: Tensor, path: str | Path, nrow: int = 8) -> None:
     """Write samples to ``path``: a PNG grid, or the raw tensor (data space) for a ``.pt`` path."""
     path = Path(path)

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch.utils._pytree import tree_map
 
-from gan_lightning.errors import ConfigError
+from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.latent import sample_prior
 from gan_lightning.losses import LOSS_FAMILIES, feature_matching, gradient_penalty, historical_average
 from gan_lightning.nets.layers import (
@@ -90,11 +90,19 @@ class GANConfig:
     historical_averaging: float = 0.0  # weight of ||theta - mean of past theta||^2 in both players' losses
     virtual_batch_norm: bool = False  # G's batchnorm layers normalise with a reference batch fixed at start
     vbn_reference_size: int = 64  # size of that reference batch
+    # --- divergence guard -----------------------------------------------------------------------------
+    # A step whose loss or gradients hold NaN/inf is skipped (weights and optimizer state untouched; counted as
+    # train/skipped_steps); this many consecutive batches with a skipped step stop the run with one line.
+    max_nonfinite_batches: int = 20
 
 
 _OPTIMIZERS = ("adam", "rmsprop")
 _SCHEDULES = ("constant", "linear_decay")
 _LATENT_PRIORS = ("normal", "mixture")
+
+
+class DivergenceError(GanLightningError):
+    """Too many consecutive batches with non-finite losses or gradients."""
 
 
 def _no_closure() -> None:
@@ -140,6 +148,14 @@ class GANModule(L.LightningModule, abc.ABC):
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
         self._rng_to_restore: dict[str, Any] | None = None
         self._counted_step_taken = False
+        # Divergence guard state (checkpointed in on_save_checkpoint, not in the state dict, so checkpoints
+        # written before the guard existed still load).
+        self.skipped_steps = 0
+        self.nonfinite_streak = 0
+        self.amp_skipped_steps = 0
+        self._pending_clip: float | None = None
+        self._pending_loss: Tensor | None = None
+        self._step_ok = True
 
     @property
     def d_input_shape(self) -> tuple[int, ...]:
@@ -225,6 +241,18 @@ class GANModule(L.LightningModule, abc.ABC):
             ("feature_matching", config.feature_matching >= 0, "a float >= 0"),
             ("historical_averaging", config.historical_averaging >= 0, "a float >= 0"),
             ("vbn_reference_size", config.vbn_reference_size >= 1, "an int >= 1"),
+            ("lr_g", config.lr_g > 0, "a float > 0"),
+            ("lr_d", config.lr_d > 0, "a float > 0"),
+            ("beta1", 0.0 <= config.beta1 < 1.0, "a float in [0, 1)"),
+            ("beta2", 0.0 <= config.beta2 < 1.0, "a float in [0, 1)"),
+            ("weight_decay", config.weight_decay >= 0, "a float >= 0"),
+            ("grad_clip_d", config.grad_clip_d is None or config.grad_clip_d > 0, "null or a float > 0"),
+            ("grad_clip_g", config.grad_clip_g is None or config.grad_clip_g > 0, "null or a float > 0"),
+            ("lr_decay_start", config.lr_decay_start >= 0, "an int >= 0"),
+            ("lr_decay_end", config.lr_decay_end is None or config.lr_decay_end > config.lr_decay_start,
+             "null or an int > model.lr_decay_start"),
+            ("ema_start", config.ema_start >= 0, "an int >= 0"),
+            ("max_nonfinite_batches", config.max_nonfinite_batches >= 1, "an int >= 1"),
         ]
         for key, ok, accepted in checks:
             if not ok:
@@ -372,38 +400,101 @@ class GANModule(L.LightningModule, abc.ABC):
         real, labels = self.split_batch(batch)
         opt_d, opt_g = self.optimizers()
         self._counted_step_taken = False
+        buffers = self._buffer_snapshot()
         generator_turn = (int(self.batches_seen) + 1) % self.config.n_critic == 0
         with torch.set_grad_enabled(generator_turn):  # no G graph on critic-only batches
             fakes = self.make_fakes(real, labels)
         detached = tree_map(lambda t: t.detach() if isinstance(t, Tensor) else t, fakes)
-        logs = self._optimize(opt_d, lambda: self.discriminator_loss(real, detached, labels), self.config.grad_clip_d)
-        self.after_discriminator_step()
+        logs, d_ok = self._optimize(opt_d, lambda: self.discriminator_loss(real, detached, labels),
+                                    self.config.grad_clip_d)
+        if d_ok:
+            self.after_discriminator_step()
+        batch_ok = d_ok
         if generator_turn:
-            logs.update(self._optimize(opt_g, lambda: self.generator_loss(real, fakes, labels),
-                                       self.config.grad_clip_g))
-            self.after_generator_step()
-            self.update_ema()
+            g_logs, g_ok = self._optimize(opt_g, lambda: self.generator_loss(real, fakes, labels),
+                                          self.config.grad_clip_g)
+            logs.update(g_logs)
+            if g_ok:
+                self.after_generator_step()
+                self.update_ema()
+            batch_ok = batch_ok and g_ok
+        self._guard_batch(batch_ok, buffers)
         self.batches_seen += 1
         for scheduler in self._schedulers():
             scheduler.step()
+        logs["skipped_steps"] = torch.tensor(float(self.skipped_steps))
+        if self._grad_scaler() is not None:
+            logs["amp_skipped"] = torch.tensor(float(self.amp_skipped_steps))
         self.log_dict({f"train/{k}": v.detach().float() for k, v in logs.items()}, on_step=True, on_epoch=False,
                       prog_bar=False)
         self.log_dict({k: logs[k].detach().float() for k in ("d_loss", "g_loss") if k in logs}, prog_bar=True,
                       logger=False, on_step=True, on_epoch=False)
 
-    def _optimize(self, optimizer: LightningOptimizer, compute_loss, clip: float | None) -> dict[str, Tensor]:
+    def _optimize(self, optimizer: LightningOptimizer, compute_loss, clip: float | None
+                  ) -> tuple[dict[str, Tensor], bool]:
+        """One update; returns the logs and whether it was applied (False: a non-finite loss or gradient)."""
         self.toggle_optimizer(optimizer)
         loss, logs = compute_loss()
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        if clip is not None:
-            self.clip_gradients(optimizer, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+        # Checked and clipped in on_before_optimizer_step: the precision plugin calls it after unscaling (16-mixed),
+        # so the bound and the check see the true gradients.
+        self._pending_loss, self._pending_clip = loss.detach(), clip
+        scaler = self._grad_scaler()
+        scale = scaler.get_scale() if scaler is not None else None
         self._step(optimizer)
+        if scaler is not None and self._step_ok and scaler.get_scale() < scale:
+            self.amp_skipped_steps += 1  # the scaler met overflowing gradients and skipped: expected under fp16
         self.untoggle_optimizer(optimizer)
-        return logs
+        if not self._step_ok:
+            self.skipped_steps += 1
+        return logs, self._step_ok
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Between backward (and unscaling) and the update: the divergence check, then gradient clipping."""
+        loss, self._pending_loss = self._pending_loss, None
+        if loss is None:  # a step not taken through _optimize
+            return
+        params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        finite = torch.isfinite(loss)
+        if self._grad_scaler() is None and params:
+            # Under a GradScaler, non-finite gradients are overflow the scaler handles (skip and lower the scale).
+            finite = finite & torch.stack(torch._foreach_norm([p.grad for p in params])).isfinite().all()
+        self._step_ok = bool(finite)  # one device sync per update
+        if not self._step_ok:
+            optimizer.zero_grad(set_to_none=True)  # torch optimizers leave parameters without gradients untouched
+        elif self._pending_clip is not None:
+            self.clip_gradients(optimizer, gradient_clip_val=self._pending_clip, gradient_clip_algorithm="norm")
+
+    def _buffer_snapshot(self) -> list[tuple[Tensor, Tensor]]:
+        """Copies of the floating-point buffers (batchnorm statistics...) as they were before this batch: a NaN batch
+        poisons them in the forward pass, before its loss can be checked."""
+        return [(buffer, buffer.detach().clone()) for buffer in self.buffers() if buffer.is_floating_point()]
+
+    def _guard_batch(self, batch_ok: bool, buffers: list[tuple[Tensor, Tensor]]) -> None:
+        if batch_ok:
+            self.nonfinite_streak = 0
+            return
+        self.nonfinite_streak += 1
+        with torch.no_grad():
+            for buffer, saved in buffers:
+                if not bool(torch.isfinite(buffer).all()):
+                    buffer.copy_(saved)
+        if self.nonfinite_streak >= self.config.max_nonfinite_batches:
+            limit, batch = self.config.max_nonfinite_batches, int(self.batches_seen) + 1
+            raise DivergenceError(
+                f"training diverged: {self.nonfinite_streak} consecutive batches (to batch {batch}) had non-finite "
+                f"losses or gradients (model.max_nonfinite_batches={limit}); stopped without saving: "
+                "checkpoints/last.ckpt, if any, keeps the last periodic state")
+
+    def _grad_scaler(self) -> Any:
+        """The 16-mixed GradScaler, or None (32-bit, bf16-mixed, or no trainer)."""
+        trainer = self._trainer
+        return getattr(trainer.precision_plugin, "scaler", None) if trainer is not None else None
 
     def _step(self, optimizer: LightningOptimizer) -> None:
         """Step ``optimizer``; only the batch's first step advances Lightning's global step counter."""
+        self._step_ok = True
         if not self._counted_step_taken:
             optimizer.step()
             self._counted_step_taken = True
@@ -434,16 +525,22 @@ class GANModule(L.LightningModule, abc.ABC):
                                 weight_decay=self.config.weight_decay)
 
     def configure_optimizers(self) -> Any:
+        return self.build_optimizers(self.trainer.max_steps if self._trainer is not None else -1)
+
+    def build_optimizers(self, max_steps: int) -> Any:
+        """The D and G optimizers (and LR schedulers); ``max_steps`` (batches, -1 = unbounded) ends linear decay
+        when model.lr_decay_end is null. Also called before training, so a bad setting fails before anything runs."""
         # Order matters: the D optimizer comes first and steps every batch (it is the counted one).
-        optimizers = [self._make_optimizer(self.discriminator_parameters(), self.config.lr_d),
-                      self._make_optimizer(self.generator_parameters(), self.config.lr_g)]
+        try:
+            optimizers = [self._make_optimizer(self.discriminator_parameters(), self.config.lr_d),
+                          self._make_optimizer(self.generator_parameters(), self.config.lr_g)]
+        except ValueError as error:  # torch's own range checks, for what check_config does not cover
+            raise ConfigError(f"model.optimizer: {error}") from None
         if self.config.lr_schedule == "constant":
             return optimizers
-        total = self.config.lr_decay_end
-        if total is None:
-            total = self.trainer.max_steps if self._trainer is not None else -1
+        total = self.config.lr_decay_end if self.config.lr_decay_end is not None else max_steps
         if total is None or total < 1:
-            raise ConfigError("model.lr_schedule: linear_decay needs model.lr_decay_end or trainer.max_steps")
+            raise ConfigError("model.lr_schedule: linear_decay needs model.lr_decay_end or a trainer.max_steps > 0")
         start = self.config.lr_decay_start
 
         def factor(batch: int) -> float:
@@ -461,10 +558,16 @@ class GANModule(L.LightningModule, abc.ABC):
             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
             "python": random.getstate(),
         }
+        checkpoint["nonfinite_guard"] = {"skipped_steps": self.skipped_steps, "streak": self.nonfinite_streak,
+                                         "amp_skipped_steps": self.amp_skipped_steps}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restored at train start, not here: code between loading and the first batch may draw numbers.
         self._rng_to_restore = checkpoint.get("rng_states")
+        guard = checkpoint.get("nonfinite_guard", {})
+        self.skipped_steps = int(guard.get("skipped_steps", 0))
+        self.nonfinite_streak = int(guard.get("streak", 0))
+        self.amp_skipped_steps = int(guard.get("amp_skipped_steps", 0))
 
     def on_train_start(self) -> None:
         states, self._rng_to_restore = self._rng_to_restore, None

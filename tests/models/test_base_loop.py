@@ -93,6 +93,7 @@ class NormRecordingGAN(VanillaGAN):
     """Records the gradient norm each optimizer sees when it steps (after any clipping)."""
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        super().on_before_optimizer_step(optimizer)  # the base checks and clips here
         grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         self.norms = getattr(self, "norms", []) + [torch.linalg.vector_norm(torch.stack(
             [torch.linalg.vector_norm(g) for g in grads])).item()]
@@ -128,3 +129,33 @@ def test_conditional_flag_requires_labels() -> None:
     model = Conditional({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2}, (2,), num_classes=10)
     fit(model, steps=2, shape=(2,))
     assert model.fixed_labels(12).tolist() == [*range(10), 0, 1]
+
+
+def fit_16_mixed(model: L.LightningModule, steps: int, init_scale: float) -> torch.amp.GradScaler:
+    """16-mixed on CPU through Lightning's MixedPrecision plugin and a CPU GradScaler (``trainer.precision`` alone
+    has no fp16 scaler on CPU)."""
+    from lightning.pytorch.plugins.precision import MixedPrecision
+
+    torch.manual_seed(0)
+    scaler = torch.amp.GradScaler("cpu", init_scale=init_scale)
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        plugins=[MixedPrecision("16-mixed", "cpu", scaler=scaler)])
+    trainer.fit(model, DataLoader(TensorDataset(torch.rand(64, 2)), batch_size=8, drop_last=True))
+    return scaler
+
+
+def test_grad_scaler_overflow_skips_are_not_divergence() -> None:
+    # A scale of 2^40 makes every fp16 gradient overflow: the scaler skips each update and halves the scale.
+    model = VanillaGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "max_nonfinite_batches": 1}, (2,))
+    scaler = fit_16_mixed(model, steps=6, init_scale=2.0**40)
+    assert model.amp_skipped_steps == 12 and scaler.get_scale() == 2.0**28  # 6 D + 6 G updates skipped
+    assert model.skipped_steps == 0 and model.nonfinite_streak == 0  # the guard (which allows 1) never tripped
+
+
+def test_gradient_clipping_under_16_mixed_bounds_the_unscaled_gradients() -> None:
+    model = NormRecordingGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "lr_d": 1e-3,
+                              "grad_clip_d": 1e-3, "grad_clip_g": 2e-3}, (2,))
+    fit_16_mixed(model, steps=1, init_scale=2.0**16)
+    # Clipping after unscaling: the true norm is the bound, not bound / 65536.
+    assert model.norms[0] == pytest.approx(1e-3, rel=1e-3) and model.norms[1] == pytest.approx(2e-3, rel=1e-3)

@@ -1,0 +1,99 @@
+"""The run directory: checks before anything is written, and one run at a time per directory.
+
+The lock is a file, ``<run dir>/.lock``, created with O_EXCL and holding ``host pid``. A second run on the same
+directory is refused while the holder lives; a lock whose process is gone (same host, pid not running) is stale and
+taken over, so a run killed with SIGKILL never blocks its directory. A lock from another host cannot be checked:
+the message names it, to be deleted by hand once that run is known to be dead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+from gan_lightning.errors import GanLightningError
+
+LOCK_NAME = ".lock"
+
+
+class RunDirBusyError(GanLightningError):
+    """Another live process trains in this run directory."""
+
+
+def check_writable(path: str | Path, key: str) -> None:
+    """One line if ``path`` (a directory to be created or used) cannot be written: its nearest existing ancestor must
+    be a writable directory."""
+    path = Path(path).absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise GanLightningError(f"{key}: cannot create {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise GanLightningError(f"{key}: cannot write to {path}: {existing} is not writable")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+class RunDirLock:
+    """``with RunDirLock(run_dir):`` holds the directory for one run; released on exit, whatever happens."""
+
+    def __init__(self, run_dir: str | Path):
+        self.path = Path(run_dir) / LOCK_NAME
+        self.held = False
+
+    def _owner(self) -> tuple[str, int] | None:
+        try:
+            host, pid = self.path.read_text().split()
+            return host, int(pid)
+        except (OSError, ValueError):
+            return None  # vanished, or half-written by a holder killed at creation: treated as stale
+
+    def check(self) -> None:
+        """Raise RunDirBusyError if a live run holds the directory (without taking it)."""
+        owner = self._owner() if self.path.is_file() else None
+        if owner is None:
+            return
+        host, pid = owner
+        if host != socket.gethostname():
+            raise RunDirBusyError(f"run.dir: {self.path.parent} is locked by process {pid} on host {host}; if that "
+                                  f"run is dead, delete {self.path}")
+        if _pid_alive(pid) and pid != os.getpid():
+            raise RunDirBusyError(f"run.dir: {self.path.parent} is in use by a running training (process {pid}); "
+                                  "wait for it or choose another run.dir")
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for _ in range(2):  # the second try follows the removal of a stale lock
+            try:
+                handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self.check()
+                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                continue
+            with os.fdopen(handle, "w") as file:
+                file.write(f"{socket.gethostname()} {os.getpid()}\n")
+            self.held = True
+            return
+        raise RunDirBusyError(f"run.dir: could not take the lock {self.path} (another run took it at the same time)")
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> RunDirLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
