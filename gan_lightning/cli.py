@@ -39,7 +39,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
-    from gan_lightning.callbacks.samples import check_output_path, save_samples
+    from gan_lightning.callbacks.samples import check_output_path, mode_centres, save_samples
     from gan_lightning.train import load_model
 
     if args.n < 1:
@@ -51,25 +51,35 @@ def _cmd_sample(args: argparse.Namespace) -> int:
             raise GanLightningError(f"--label: model {model.registry_name} is not conditional")
         if not 0 <= args.label < model.num_classes:
             raise GanLightningError(f"--label must be in [0, {model.num_classes - 1}], got {args.label}")
-    generator = torch.Generator().manual_seed(args.seed)
-    z = model.sample_latent(args.n, generator)
     row_length = args.nrow
     if args.interpolate or args.arithmetic:
-        z = _latent_tool_latents(model, args, generator)
+        if not model.latent_tools:
+            raise GanLightningError(f"--interpolate/--arithmetic: model {model.registry_name} has no latent space")
+        z = _latent_tool_latents(model, args, torch.Generator().manual_seed(args.seed))
         row_length = 4 if args.arithmetic else args.nrow
-    if args.label is not None:
-        labels = torch.full((len(z),), args.label, dtype=torch.long)
+        samples = model.generate(z, model.labels_for(len(z), args.label, row_length))
     else:
-        labels = model.fixed_labels(len(z), row_length)  # conditional models: one class per row
-    samples = model.generate(z, labels)
+        samples = model.draw_samples(args.n, args.seed, args.label, row_length)
     if not bool(torch.isfinite(samples).all()):
         raise GanLightningError(f"{args.checkpoint}: the generator produced non-finite samples (NaN/inf)")
-    if hasattr(model, "render_samples") and not str(args.out).endswith(".pt"):
-        model.render_samples(samples, args.out)  # 2-D points: a scatter plot
-    else:
-        save_samples(samples, args.out, nrow=row_length)
+    save_samples(samples, args.out, nrow=row_length, centres=mode_centres(_stored_datamodule(model)))
     print(f"wrote {len(samples)} samples to {args.out}")
     return 0
+
+
+def _stored_datamodule(model):
+    """The datamodule of the checkpoint's stored experiment (for what it knows without loading data, such as the
+    mode centres of the 2-D mixtures), or None."""
+    from omegaconf import OmegaConf
+
+    from gan_lightning import config as config_lib
+    from gan_lightning.train import build_datamodule
+
+    experiment = model.hparams.get("experiment")
+    try:
+        return build_datamodule(config_lib.validate(OmegaConf.create(experiment))) if experiment else None
+    except GanLightningError:  # an experiment this version cannot validate: plot without centres
+        return None
 
 
 def _latent_tool_latents(model, args: argparse.Namespace, generator):

@@ -1,14 +1,15 @@
 """Scoring a generator against its dataset: shared by the metrics callback and ``gan-lightning evaluate``.
 
-Protocol: ``n_samples`` generated samples from fixed latents (seeded, so two evaluations of one model are
-comparable), from the EMA generator where there is one; real statistics over the first ``n_real`` samples of
-the datamodule's dataset, cached on disk by (dataset, resolution, extractor, count); preprocessing is the
-extractor's (see gan_lightning/metrics/extractors.py).
+Protocol: the model's ``eval_samples`` (``n_samples`` of them, seeded, so two evaluations of one model are
+comparable; for latent GANs the EMA generator where there is one, on fixed latents); real statistics over the
+first ``n_real`` samples of the datamodule's dataset, cached on disk by (dataset, resolution, extractor, count);
+preprocessing is the extractor's (see gan_lightning/metrics/extractors.py).
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -45,15 +46,12 @@ def real_stats_for(datamodule: Any, extractor: FeatureExtractor, settings: DictC
     return real_statistics(key, features, cache_dir=settings.cache_dir)
 
 
-@torch.no_grad()
-def generated_samples(model: Any, n: int, batch_size: int, seed: int) -> list[Tensor]:
-    """``n`` samples of the (EMA) generator in batches, from latents (and labels) drawn with ``seed``."""
-    generator = torch.Generator().manual_seed(seed)
-    batches = []
-    for start in range(0, n, batch_size):
-        size = min(batch_size, n - start)
-        batches.append(model.generate(model.sample_latent(size, generator), model.sample_labels(size, generator)))
-    return batches
+def finite_batches(batches: Iterator[Tensor]) -> Iterator[Tensor]:
+    """Pass sample batches through, refusing NaN/inf ones in one line (they would end in a LinAlgError)."""
+    for batch in batches:
+        if not bool(torch.isfinite(batch).all()):
+            raise MetricsError("the generator produced non-finite samples (NaN/inf): the model diverged")
+        yield batch
 
 
 def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor | None = None,
@@ -68,7 +66,8 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
         real = real_stats_for(datamodule, extractor, settings)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rank-deficient.*")  # said once below, not every time
-        fake = extract(extractor, generated_samples(model, settings.n_samples, settings.batch_size, settings.seed))
+        fake = extract(extractor, finite_batches(model.eval_samples(settings.n_samples, settings.batch_size,
+                                                                     settings.seed, datamodule)))
         scores: dict[str, Any] = scores_from_output(fake, real, names, extractor_name=extractor.name)
     if extractor.num_classes <= 100:  # a domain classifier: report which classes the generator produces
         histogram = class_histogram(fake.logits, extractor.num_classes)

@@ -17,7 +17,6 @@ import lightning as L
 import torch
 
 from gan_lightning.callbacks.periodic import PeriodicCallback, publish_scalars
-from gan_lightning.evaluation import generated_samples
 from gan_lightning.metrics.modes import mode_stats, scatter_plot
 
 
@@ -30,7 +29,7 @@ class ModeMetricsCallback(PeriodicCallback):
 
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         step = trainer.global_step
-        samples = torch.cat(generated_samples(pl_module, self.n_samples, self.n_samples, self.seed)).float().cpu()
+        samples = torch.cat(list(pl_module.eval_samples(self.n_samples, self.n_samples, self.seed))).float().cpu()
         stats = mode_stats(samples, self.centres, self.std).as_dict()
         numbers = {f"val/{k}": float(v) for k, v in stats.items()}
         publish_scalars(trainer, numbers)

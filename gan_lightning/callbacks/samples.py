@@ -1,4 +1,5 @@
-"""Sample grids from a fixed latent batch, written to ``run.dir/samples`` and handed to every logger."""
+"""Sample grids of the model's preview (for latent GANs: a fixed latent batch), written to ``run.dir/samples`` and
+handed to every logger that shows images."""
 
 from __future__ import annotations
 
@@ -19,22 +20,21 @@ def image_grid(samples: Tensor, nrow: int) -> Tensor:
     return make_grid(samples.detach().float().cpu(), nrow=nrow, normalize=True, value_range=(-1, 1), pad_value=1.0)
 
 
-def log_image(loggers: list[Any], key: str, image: Tensor, step: int, path: Path) -> None:
-    """Send a [0, 1] C x H x W image to every logger that shows images (the PNG file is the CSV record)."""
+def log_image(loggers: list[Any], key: str, image: Tensor | None, step: int, path: Path) -> None:
+    """Send the PNG at ``path`` (W&B) and its [0, 1] C x H x W ``image`` (TensorBoard; None for a plot that only
+    exists as a file) to every logger that shows images (the PNG file is the CSV record)."""
     from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             logger.log_image(key=key, images=[str(path)], step=step)
-        elif isinstance(logger, TensorBoardLogger):
+        elif isinstance(logger, TensorBoardLogger) and image is not None:
             logger.experiment.add_image(key, image, global_step=step)
 
 
 class SampleGridCallback(PeriodicCallback):
-    """Every ``every_n_steps`` training batches (and at the end) render G on the model's fixed inputs.
-
-    Models whose samples are not images (2-D toy data) provide ``render_samples(samples, path)``.
-    """
+    """Every ``every_n_steps`` training batches (and at the end) render the model's ``preview``: an image grid, or
+    for 2-D points a scatter plot over the datamodule's mode centres."""
 
     def __init__(self, directory: str | Path, every_n_steps: int = 200, n: int = 64, nrow: int = 8):
         super().__init__(every_n_steps)
@@ -45,16 +45,16 @@ class SampleGridCallback(PeriodicCallback):
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Path:
         step = trainer.global_step
         self.directory.mkdir(parents=True, exist_ok=True)
-        z, labels = pl_module.fixed_inputs(self.n, nrow=self.nrow)  # conditional: class by row
-        samples = pl_module.generate(z, labels)
+        preview = pl_module.preview(self.n, self.nrow, trainer.datamodule)
         path = self.directory / f"step_{step:07d}.png"
-        if hasattr(pl_module, "render_samples"):
-            pl_module.render_samples(samples, path)
-            return path
-        grid = image_grid(samples, self.nrow)
-        save_image(grid, path)
+        grid = save_samples(preview.images, path, preview.nrow, mode_centres(trainer.datamodule))
         log_image(trainer.loggers, "samples", grid, step, path)
         return path
+
+
+def mode_centres(datamodule: Any) -> Tensor:
+    """The centres a scatter plot of 2-D samples marks (none for data without known modes)."""
+    return getattr(datamodule, "mode_centres", torch.zeros(0, 2))
 
 
 def check_output_path(path: str | Path) -> None:
@@ -73,11 +73,19 @@ def check_output_path(path: str | Path) -> None:
     check_writable(path.parent, "--out")
 
 
-def save_samples(samples: Tensor, path: str | Path, nrow: int = 8) -> None:
-    """Write samples to ``path``: a PNG grid, or the raw tensor (data space) for a ``.pt`` path."""
+def save_samples(samples: Tensor, path: str | Path, nrow: int = 8, centres: Tensor | None = None) -> Tensor | None:
+    """Write samples to ``path``: the raw tensor (data space) for a ``.pt`` path, a scatter plot for 2-D points
+    (over ``centres``), else a PNG grid; returns the grid image when one was made."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".pt":
         torch.save(samples.detach().cpu(), path)
-    else:
-        save_image(image_grid(samples, nrow), path)
+        return None
+    if samples.dim() == 2:
+        from gan_lightning.metrics.modes import scatter_plot
+
+        scatter_plot(samples, torch.zeros(0, 2) if centres is None else centres, path)
+        return None
+    grid = image_grid(samples, nrow)
+    save_image(grid, path)
+    return grid

@@ -18,8 +18,9 @@ from __future__ import annotations
 import abc
 import copy
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightning as L
 import numpy as np
@@ -99,6 +100,15 @@ class GANConfig:
 _OPTIMIZERS = ("adam", "rmsprop")
 _SCHEDULES = ("constant", "linear_decay")
 _LATENT_PRIORS = ("normal", "mixture")
+
+
+class Preview(NamedTuple):
+    """A grid's content: ``images`` (N x C x H x W in [-1, 1], or N x 2 points) laid out ``nrow`` per row, with an
+    optional name per row (e.g. input, translation, reconstruction)."""
+
+    images: Tensor
+    nrow: int
+    row_names: tuple[str, ...] = ()
 
 
 class DivergenceError(GanLightningError):
@@ -192,9 +202,6 @@ class GANModule(L.LightningModule, abc.ABC):
             self.register_buffer("vbn_reference_labels", labels if labels is not None else torch.zeros(0))
             with torch.no_grad():  # the reference batch is fixed now: record its statistics at init
                 self._generate_with_reference(self.vbn_reference_z[:1], None if labels is None else labels[:1])
-        if len(self.sample_shape) == 1 and self.sample_shape[0] == 2:
-            # 2-D points are drawn as scatter plots, not image grids (SampleGridCallback looks for this).
-            self.render_samples = self._render_points
 
     def _generate_with_reference(self, z: Tensor, labels: Tensor | None) -> Tensor:
         """G(z) with virtual batch norm statistics from the fixed reference batch under the current weights."""
@@ -202,13 +209,6 @@ class GANModule(L.LightningModule, abc.ABC):
         with reference_batch(self.generator):
             self.generator(self.vbn_reference_z, *self._label_args(ref_labels))
             return self.generator(z, *self._label_args(labels))
-
-    def _render_points(self, samples: Tensor, path: Any) -> None:
-        from gan_lightning.metrics.modes import scatter_plot
-
-        datamodule = getattr(self._trainer, "datamodule", None) if self._trainer is not None else None
-        centres = getattr(datamodule, "mode_centres", torch.zeros(0, 2))
-        scatter_plot(samples, centres, path)
 
     # --- what variants provide ----------------------------------------------------------------------
     @abc.abstractmethod
@@ -344,6 +344,36 @@ class GANModule(L.LightningModule, abc.ABC):
     def after_generator_step(self) -> None:
         if self.historical is not None:
             self.historical.update("g", self.generator_parameters())
+
+    # --- what the model shows: previews, evaluation samples, drawn samples -------------------------------
+    # Callbacks, `evaluate` and `sample` go through these three hooks only, so a model that is not latent-to-
+    # sample (image translation) says what its previews and evaluation samples are by overriding them.
+    latent_tools = True  # the sample CLI's --interpolate / --arithmetic apply (a latent space exists)
+
+    def preview(self, n: int, nrow: int, datamodule: Any = None) -> Preview:
+        """What a sample grid shows, the same inputs every call so grids over training compare: G (EMA where there
+        is one) on a fixed latent batch, conditional models class by row."""
+        z, labels = self.fixed_inputs(n, nrow=nrow)
+        return Preview(self.generate(z, labels), nrow)
+
+    def eval_samples(self, n: int, batch_size: int, seed: int, datamodule: Any = None) -> Iterator[Tensor]:
+        """What metrics score: ``n`` samples in data space, in batches, reproducible from ``seed``."""
+        generator = torch.Generator().manual_seed(seed)
+        for start in range(0, n, batch_size):
+            size = min(batch_size, n - start)
+            yield self.generate(self.sample_latent(size, generator), self.sample_labels(size, generator))
+
+    def draw_samples(self, n: int, seed: int, label: int | None = None, nrow: int = 8) -> Tensor:
+        """``n`` samples from latents drawn with ``seed``: of class ``label``, or (conditional models) class by
+        row of ``nrow``."""
+        z = self.sample_latent(n, torch.Generator().manual_seed(seed))
+        return self.generate(z, self.labels_for(n, label, nrow))
+
+    def labels_for(self, n: int, label: int | None, nrow: int) -> Tensor | None:
+        """``n`` labels: all ``label``, or (label None) class by row; None for unconditional models."""
+        if label is None or not self.conditional:
+            return self.fixed_labels(n, nrow)
+        return torch.full((n,), label, dtype=torch.long, device=self.device)
 
     # --- sampling -----------------------------------------------------------------------------------
     def sample_latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
