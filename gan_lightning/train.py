@@ -187,7 +187,7 @@ def prepare(config: DictConfig, dry_run: bool = False) -> Prepared:
     trainer = build_trainer(config, run_dir, datamodule)
     if check_data:
         datamodule.check_batches(trainer.world_size)
-    model.build_optimizers(trainer.max_steps)
+    model.build_optimizers(trainer.max_steps, trainer.max_epochs)
     prepared = Prepared(config, run_dir, datamodule, model, trainer, ckpt_path, changes=changes)
     if checkpoint is not None:
         prepared.resume_step = int(checkpoint.get("global_step", 0))

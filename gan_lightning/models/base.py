@@ -73,8 +73,9 @@ class GANConfig:
     grad_clip_d: float | None = None  # max gradient norm per optimizer, null = off
     grad_clip_g: float | None = None
     lr_schedule: str = "constant"  # constant | linear_decay (to 0 at trainer.max_steps)
-    lr_decay_start: int = 0  # batch at which linear decay begins
-    lr_decay_end: int | None = None  # batch at which the lr reaches 0; null = trainer.max_steps
+    lr_schedule_unit: str = "batches"  # batches | epochs: the unit of lr_decay_start and lr_decay_end
+    lr_decay_start: int = 0  # batch (or epoch) at which linear decay begins
+    lr_decay_end: int | None = None  # batch (or epoch) where the lr reaches 0; null = trainer.max_steps (max_epochs)
     ema_decay: float | None = None  # EMA copy of G for samples/metrics, e.g. 0.999; null = off
     ema_start: int = 0  # batches before the EMA starts averaging (it copies G until then)
     real_label: float = 1.0  # < 1: one-sided label smoothing (Salimans et al. 2016)
@@ -99,6 +100,7 @@ class GANConfig:
 
 _OPTIMIZERS = ("adam", "rmsprop")
 _SCHEDULES = ("constant", "linear_decay")
+_SCHEDULE_UNITS = ("batches", "epochs")
 _LATENT_PRIORS = ("normal", "mixture")
 
 
@@ -226,6 +228,7 @@ class GANModule(L.LightningModule, abc.ABC):
             ("loss", config.loss in LOSS_FAMILIES, ", ".join(LOSS_FAMILIES)),
             ("optimizer", config.optimizer in _OPTIMIZERS, ", ".join(_OPTIMIZERS)),
             ("lr_schedule", config.lr_schedule in _SCHEDULES, ", ".join(_SCHEDULES)),
+            ("lr_schedule_unit", config.lr_schedule_unit in _SCHEDULE_UNITS, ", ".join(_SCHEDULE_UNITS)),
             ("n_critic", config.n_critic >= 1, "an int >= 1"),
             ("latent_dim", config.latent_dim >= 1, "an int >= 1"),
             ("latent_prior", config.latent_prior in _LATENT_PRIORS, ", ".join(_LATENT_PRIORS)),
@@ -270,7 +273,11 @@ class GANModule(L.LightningModule, abc.ABC):
         return list(self.discriminator.parameters())
 
     def split_batch(self, batch: Any) -> tuple[Tensor, Tensor | None]:
-        """(real samples, labels or None) from whatever the datamodule yields."""
+        """(real samples, labels or None) from whatever the datamodule yields: a tensor, an (images, labels) tuple
+        or a dict with "image" (and "label"); models trained on other named tensors (translation's "A"/"B")
+        override this."""
+        if isinstance(batch, dict):
+            return batch["image"], (batch.get("label") if self.conditional else None)
         if isinstance(batch, (tuple, list)):
             return batch[0], (batch[1] if self.conditional and len(batch) > 1 else None)
         return batch, None
@@ -555,11 +562,14 @@ class GANModule(L.LightningModule, abc.ABC):
                                 weight_decay=self.config.weight_decay)
 
     def configure_optimizers(self) -> Any:
-        return self.build_optimizers(self.trainer.max_steps if self._trainer is not None else -1)
+        trainer = self._trainer
+        return self.build_optimizers(trainer.max_steps if trainer is not None else -1,
+                                     trainer.max_epochs if trainer is not None else None)
 
-    def build_optimizers(self, max_steps: int) -> Any:
-        """The D and G optimizers (and LR schedulers); ``max_steps`` (batches, -1 = unbounded) ends linear decay
-        when model.lr_decay_end is null. Also called before training, so a bad setting fails before anything runs."""
+    def build_optimizers(self, max_steps: int, max_epochs: int | None = None) -> Any:
+        """The D and G optimizers (and LR schedulers). A null model.lr_decay_end ends linear decay at ``max_steps``
+        batches (``max_epochs`` epochs with lr_schedule_unit=epochs). Also called before training, so a bad setting
+        fails before anything runs."""
         # Order matters: the D optimizer comes first and steps every batch (it is the counted one).
         try:
             optimizers = [self._make_optimizer(self.discriminator_parameters(), self.config.lr_d),
@@ -568,13 +578,17 @@ class GANModule(L.LightningModule, abc.ABC):
             raise ConfigError(f"model.optimizer: {error}") from None
         if self.config.lr_schedule == "constant":
             return optimizers
-        total = self.config.lr_decay_end if self.config.lr_decay_end is not None else max_steps
+        epochs = self.config.lr_schedule_unit == "epochs"
+        budget, budget_key = (max_epochs, "trainer.max_epochs") if epochs else (max_steps, "trainer.max_steps")
+        total = self.config.lr_decay_end if self.config.lr_decay_end is not None else budget
         if total is None or total < 1:
-            raise ConfigError("model.lr_schedule: linear_decay needs model.lr_decay_end or a trainer.max_steps > 0")
+            raise ConfigError(f"model.lr_schedule: linear_decay needs model.lr_decay_end or a {budget_key} > 0")
         start = self.config.lr_decay_start
 
         def factor(batch: int) -> float:
-            return 1.0 if batch < start else max(0.0, 1.0 - (batch - start) / max(1, total - start))
+            # Schedulers step once per batch; in epoch units the position is the epoch the batch falls in.
+            position = batch // self.trainer.num_training_batches if epochs and batch > 0 else batch
+            return 1.0 if position < start else max(0.0, 1.0 - (position - start) / max(1, total - start))
 
         return optimizers, [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in optimizers]
 

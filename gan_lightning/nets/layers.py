@@ -272,3 +272,53 @@ class HistoricalAverages(nn.Module):
         count += 1
         for average, param in zip(self.averages(group), params, strict=True):
             average.add_((param.detach() - average) / count)
+
+
+# --- Image pool ----------------------------------------------------------------------------------------------
+
+
+class ImagePool:
+    """A buffer of past fakes for the discriminator (Shrivastava et al. 2017; CycleGAN keeps 50).
+
+    Each fake of a batch fills the pool while it has room and is passed through; once the pool is full, with
+    probability ``swap_prob`` a fake is swapped for a random stored one (D sees the old one), else it passes.
+    Updating D on a history of generated images, not only the latest, damps the oscillation between G and D.
+
+    The draws come from the pool's own seeded generator, and ``state_dict`` holds the stored images and that
+    generator's state: a model saves it with its checkpoint, so a resumed run draws exactly what an uninterrupted
+    one would. Not an ``nn.Module``: its size changes while it fills, which a fixed state-dict shape cannot hold.
+    """
+
+    def __init__(self, size: int = 50, swap_prob: float = 0.5, seed: int = 0) -> None:
+        if size < 0 or not 0.0 <= swap_prob <= 1.0:
+            raise ValueError(f"pool size must be >= 0 and swap_prob in [0, 1], got {size}, {swap_prob}")
+        self.size, self.swap_prob = size, swap_prob
+        self.images: list[Tensor] = []
+        self.generator = torch.Generator().manual_seed(seed)
+
+    @torch.no_grad()
+    def query(self, fakes: Tensor) -> Tensor:
+        """The batch D should see in place of ``fakes`` (detached)."""
+        fakes = fakes.detach()
+        if self.size == 0:
+            return fakes
+        out = []
+        for image in fakes:
+            if len(self.images) < self.size:
+                self.images.append(image.clone())
+                out.append(image)
+            elif float(torch.rand((), generator=self.generator)) < self.swap_prob:
+                index = int(torch.randint(self.size, (), generator=self.generator))
+                out.append(self.images[index].to(image.device))
+                self.images[index] = image.clone()
+            else:
+                out.append(image)
+        return torch.stack(out)
+
+    def state_dict(self) -> dict[str, Tensor]:
+        stored = torch.stack([image.cpu() for image in self.images]) if self.images else torch.zeros(0)
+        return {"images": stored, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Tensor], device: torch.device | str = "cpu") -> None:
+        self.images = [image.to(device) for image in state["images"]] if state["images"].numel() else []
+        self.generator.set_state(state["generator"])

@@ -159,3 +159,31 @@ def test_gradient_clipping_under_16_mixed_bounds_the_unscaled_gradients() -> Non
     fit_16_mixed(model, steps=1, init_scale=2.0**16)
     # Clipping after unscaling: the true norm is the bound, not bound / 65536.
     assert model.norms[0] == pytest.approx(1e-3, rel=1e-3) and model.norms[1] == pytest.approx(2e-3, rel=1e-3)
+
+
+class LrRecordingGAN(VanillaGAN):
+    def on_train_batch_start(self, batch, batch_idx) -> None:
+        self.lrs = getattr(self, "lrs", []) + [self.optimizers()[0].param_groups[0]["lr"]]
+
+
+def test_linear_decay_in_epochs() -> None:
+    # 32 samples / batch 8 = 4 batches per epoch; decay from epoch 2 to 0 at epoch 4.
+    model = LrRecordingGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "lr_d": 1e-3,
+                            "lr_schedule": "linear_decay", "lr_schedule_unit": "epochs", "lr_decay_start": 2,
+                            "lr_decay_end": 4}, (2,))
+    fit(model, steps=20, shape=(2,))
+    per_epoch = [model.lrs[i : i + 4] for i in range(0, 20, 4)]
+    # The lr a batch trains with is set by the scheduler step after the batch before it.
+    assert per_epoch[0] == per_epoch[1][:1] * 4 == [1e-3] * 4 and per_epoch[1] == [1e-3] * 4
+    assert per_epoch[2] == [1e-3] * 4 and per_epoch[3] == pytest.approx([5e-4] * 4) and per_epoch[4] == [0.0] * 4
+
+
+def test_dict_batches_name_image_and_label() -> None:
+    from gan_lightning.models import CGAN
+
+    model = CGAN({"width_g": 4, "width_d": 4, "latent_dim": 4}, (1, 28, 28), num_classes=10)
+    images, labels = torch.zeros(2, 1, 28, 28), torch.tensor([3, 4])
+    real, got = model.split_batch({"image": images, "label": labels})
+    assert real is images and got is labels
+    assert VanillaGAN({"hidden_g": [8], "hidden_d": [8]}, (2,)).split_batch({"image": images, "label": labels})[1] \
+        is None  # unconditional models ignore labels
