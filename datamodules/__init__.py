@@ -3,5 +3,6 @@
 from datamodules.digits import DigitsDataModule
 from datamodules.mnist import MNISTDataModule
 from datamodules.toy import ToyDataModule
+from datamodules.unpaired import UnpairedDataModule
 
-__all__ = ["DigitsDataModule", "MNISTDataModule", "ToyDataModule"]
+__all__ = ["DigitsDataModule", "MNISTDataModule", "ToyDataModule", "UnpairedDataModule"]

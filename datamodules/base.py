@@ -96,8 +96,11 @@ class DataConfig:
     limit: int | None = None  # use only the first N samples (quick experiments, tests)
 
 
-class InMemoryDataModule(L.LightningDataModule, abc.ABC):
-    """Base for datasets that fit in memory: subclasses say how to ``load`` samples and their shape."""
+class BatchedDataModule(L.LightningDataModule, abc.ABC):
+    """What every datamodule here shares: config checks, a stateful batch loader whose position is counted when a
+    batch reaches training (exact resume), a digest of the data, and a dry-run check of the batch arithmetic.
+    Subclasses say how to load the data (``setup``), how to batch it (``make_batches``) and what is real data for
+    metrics (``real_samples``)."""
 
     Config = DataConfig
     registry_name = "?"
@@ -106,9 +109,7 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         super().__init__()
         self.config = config if isinstance(config, DictConfig) else DictConfig(config)
         self.seed = seed
-        self.samples: Tensor | None = None
-        self.labels: Tensor | None = None
-        self._train_batches: InMemoryBatches | None = None
+        self._train_batches: Any = None
         self._fingerprint: str | None = None
 
     @classmethod
@@ -135,40 +136,34 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         return self.registry_name
 
     @abc.abstractmethod
-    def load(self) -> tuple[Tensor, Tensor | None]:
-        """All samples (uint8 N x C x H x W images, or float points) and labels (or None)."""
+    def make_batches(self, rank: int, world_size: int, count_on_yield: bool) -> Any:
+        """The stateful training batch loader of ``rank``; ValueError when a rank would get no full batch."""
 
-    def batch_transform(self, samples: Tensor) -> Tensor:
-        return uint8_to_unit_range(samples)
+    @abc.abstractmethod
+    def data_tensors(self) -> list[Tensor]:
+        """The data as served (after limits and resizing), for the fingerprint."""
 
-    # --- shared machinery ---------------------------------------------------------------------------
-    def setup(self, stage: str | None = None) -> None:
-        if self.samples is not None:
-            return
-        samples, labels = self.load()
-        if self.config.limit is not None:
-            samples = samples[: self.config.limit]
-            labels = labels[: self.config.limit] if labels is not None else None
-        self.samples, self.labels = samples, labels
-
-    def _batches(self, rank: int, world_size: int, count_on_yield: bool) -> InMemoryBatches:
-        self.setup()
-        tensors = (self.samples,) if self.labels is None else (self.samples, self.labels)
-        try:
-            return InMemoryBatches(tensors, self.config.batch_size, self.seed, transform=self.batch_transform,
-                                   rank=rank, world_size=world_size, count_on_yield=count_on_yield)
-        except ValueError as error:
-            raise ConfigError(f"data.batch_size: {error}") from None
+    @abc.abstractmethod
+    def real_samples(self, n: int) -> Tensor:
+        """``n`` real samples in data space: what generated samples are compared with (metrics, grids)."""
 
     def needs_download(self) -> bool:
         """True when the data is not here yet and ``prepare_data`` would fetch it (a dry run does not)."""
         return False
 
+    # --- shared machinery ---------------------------------------------------------------------------
+    def _batches(self, rank: int, world_size: int, count_on_yield: bool) -> Any:
+        self.setup()
+        try:
+            return self.make_batches(rank, world_size, count_on_yield)
+        except ValueError as error:
+            raise ConfigError(f"data.batch_size: {error}") from None
+
     def check_batches(self, world_size: int = 1) -> None:
         """Load the data and check that every rank gets at least one full batch (one line naming the key if not)."""
         self._batches(0, world_size, count_on_yield=True)
 
-    def train_dataloader(self) -> InMemoryBatches:
+    def train_dataloader(self) -> Any:
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         self._train_batches = self._batches(rank, world, count_on_yield=trainer is None)
@@ -176,15 +171,14 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
 
     @property
     def fingerprint(self) -> str:
-        """A digest of the samples and labels as served (after limit and resize): a resumed run checks that it
-        trains on the data its checkpoint was trained on, wherever that data now lives."""
+        """A digest of the data as served (after limit and resize): a resumed run checks that it trains on the
+        data its checkpoint was trained on, wherever that data now lives."""
         if self._fingerprint is None:
             self.setup()
             digest = hashlib.blake2b(digest_size=16)
-            for tensor in (self.samples, self.labels):
-                if tensor is not None:
-                    digest.update(str((tuple(tensor.shape), tensor.dtype)).encode())
-                    digest.update(tensor.contiguous().numpy().data)
+            for tensor in self.data_tensors():
+                digest.update(str((tuple(tensor.shape), tensor.dtype)).encode())
+                digest.update(tensor.contiguous().numpy().data)
             self._fingerprint = digest.hexdigest()
         return self._fingerprint
 
@@ -196,6 +190,40 @@ class InMemoryDataModule(L.LightningDataModule, abc.ABC):
         if self._train_batches is not None and self.trainer is not None and self.trainer.training:
             self._train_batches.mark_consumed()
         return batch
+
+
+class InMemoryDataModule(BatchedDataModule):
+    """Base for datasets that fit in memory as one tensor: subclasses say how to ``load`` samples and their
+    shape."""
+
+    def __init__(self, config: DictConfig | dict[str, Any], seed: int = 0):
+        super().__init__(config, seed)
+        self.samples: Tensor | None = None
+        self.labels: Tensor | None = None
+
+    @abc.abstractmethod
+    def load(self) -> tuple[Tensor, Tensor | None]:
+        """All samples (uint8 N x C x H x W images, or float points) and labels (or None)."""
+
+    def batch_transform(self, samples: Tensor) -> Tensor:
+        return uint8_to_unit_range(samples)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.samples is not None:
+            return
+        samples, labels = self.load()
+        if self.config.limit is not None:
+            samples = samples[: self.config.limit]
+            labels = labels[: self.config.limit] if labels is not None else None
+        self.samples, self.labels = samples, labels
+
+    def make_batches(self, rank: int, world_size: int, count_on_yield: bool) -> InMemoryBatches:
+        tensors = (self.samples,) if self.labels is None else (self.samples, self.labels)
+        return InMemoryBatches(tensors, self.config.batch_size, self.seed, transform=self.batch_transform,
+                               rank=rank, world_size=world_size, count_on_yield=count_on_yield)
+
+    def data_tensors(self) -> list[Tensor]:
+        return [t for t in (self.samples, self.labels) if t is not None]
 
     def real_samples(self, n: int) -> Tensor:
         """The first ``n`` samples in data space (for metrics and side-by-side grids)."""

@@ -1,0 +1,213 @@
+"""Unpaired image translation data in the CycleGAN layout: ``data.name: unpaired``.
+
+``ROOT/trainA``, ``trainB``, ``testA``, ``testB`` hold jpg/png images of the two domains (horse2zebra, apple2orange,
+...). Each folder is decoded once into a uint8 cache (``datamodules.image_folder``): training images resized to
+``load_size`` (286), test images to ``crop_size`` (256). A training batch is a dict ``{"A": ..., "B": ...}`` of
+float images in [-1, 1], each image randomly cropped to ``crop_size`` and flipped left-right with probability 1/2
+(Zhu et al.'s jitter). The two domains are unaligned: A and B follow two independent seeded orders, an epoch is
+max(|A|, |B|) images, and the smaller domain wraps around. The crops and flips of batch b are drawn from a
+generator seeded with (seed, b), so the whole loader state is the batch count and resume is exact.
+
+A missing or empty folder or an unreadable image stops with one line naming it (images are not skipped: a
+silently smaller domain would change the experiment). ``data.download: true`` fetches a named CycleGAN dataset
+(``data.dataset``, default: ROOT's folder name) from the authors' server when online.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor
+
+from datamodules.base import BatchedDataModule, DataConfig, uint8_to_unit_range
+from datamodules.image_folder import cached_folder
+from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.registry import register_datamodule
+
+SPLITS = ("trainA", "trainB", "testA", "testB")
+CYCLEGAN_DATASETS = ("apple2orange", "summer2winter_yosemite", "horse2zebra", "monet2photo", "cezanne2photo",
+                     "ukiyoe2photo", "vangogh2photo", "maps", "cityscapes", "facades", "iphone2dslr_flower")
+CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
+
+
+@dataclass
+class UnpairedConfig(DataConfig):
+    name: str = "unpaired"
+    root: str = "data/horse2zebra"
+    dataset: str | None = None  # CycleGAN dataset to download; null = the root folder's name
+    download: bool = False
+    load_size: int = 286  # training images are resized to this, then randomly cropped
+    crop_size: int = 256  # what the networks see (test images are resized straight to it)
+    flip: bool = True  # random horizontal flips of training images
+    channels: int = 3  # 3 (RGB) or 1 (grayscale)
+    cache_dir: str | None = None  # decoded uint8 cache; null = $GAN_LIGHTNING_CACHE/data or ~/.cache/gan_lightning
+    batch_size: int = 1
+
+
+class UnpairedBatches:
+    """Batches of unaligned (A, B) pairs over two uint8 image arrays, with the CycleGAN jitter; one rank's shard.
+
+    Batch ``index`` (counted over all epochs) is fully determined by the seed and the index, so the state is the
+    number of batches consumed (see ``datamodules.base.InMemoryBatches`` for "consumed").
+    """
+
+    def __init__(self, a: Tensor, b: Tensor, batch_size: int, crop_size: int, flip: bool, seed: int = 0,
+                 rank: int = 0, world_size: int = 1, count_on_yield: bool = True):
+        self.a, self.b, self.batch_size, self.crop_size, self.flip = a, b, batch_size, crop_size, flip
+        self.seed, self.rank, self.world_size, self.count_on_yield = seed, rank, world_size, count_on_yield
+        self.per_epoch = max(len(a), len(b)) // world_size // batch_size
+        if self.per_epoch < 1:
+            raise ValueError(f"{max(len(a), len(b))} images per domain over {world_size} rank(s) is fewer than one "
+                             f"batch of {batch_size}")
+        self.consumed = 0
+
+    def __len__(self) -> int:
+        return self.per_epoch
+
+    def _order(self, n: int, epoch: int, stream: int) -> Tensor:
+        generator = torch.Generator().manual_seed((self.seed * 100_003 + epoch) * 2 + stream)
+        return torch.randperm(n, generator=generator)
+
+    def _jitter(self, images: Tensor, generator: torch.Generator) -> Tensor:
+        """Random crop to crop_size and (optionally) a left-right flip, per image; then [-1, 1]."""
+        size, crop = images.shape[-1], self.crop_size
+        out = []
+        for image in images:
+            top, left = (int(v) for v in torch.randint(size - crop + 1, (2,), generator=generator))
+            image = image[:, top : top + crop, left : left + crop]
+            if self.flip and float(torch.rand((), generator=generator)) < 0.5:
+                image = image.flip(-1)
+            out.append(image)
+        return uint8_to_unit_range(torch.stack(out))
+
+    def batch(self, index: int) -> dict[str, Tensor]:
+        epoch, position = divmod(index, self.per_epoch)
+        slots = (torch.arange(self.batch_size) + position * self.batch_size) * self.world_size + self.rank
+        a_rows = self._order(len(self.a), epoch, 0)[slots % len(self.a)]
+        b_rows = self._order(len(self.b), epoch, 1)[slots % len(self.b)]
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + index) * 64 + self.rank)
+        return {"A": self._jitter(self.a[a_rows], generator), "B": self._jitter(self.b[b_rows], generator)}
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        # Runs at the first next(), when every batch yielded before has been consumed: one epoch from there.
+        end = (self.consumed // self.per_epoch + 1) * self.per_epoch
+        for index in range(self.consumed, end):
+            if self.count_on_yield:
+                self.consumed += 1
+            yield self.batch(index)
+
+    def mark_consumed(self) -> None:
+        self.consumed += 1
+
+    def state_dict(self) -> dict[str, int]:
+        return {"consumed": self.consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.consumed = int(state["consumed"])
+
+
+@register_datamodule("unpaired")
+class UnpairedDataModule(BatchedDataModule):
+    Config = UnpairedConfig
+
+    def __init__(self, config: DictConfig | dict, seed: int = 0):
+        super().__init__(config, seed)
+        self.images: dict[str, Tensor] = {}
+
+    @classmethod
+    def check_config(cls, config: DictConfig) -> None:
+        super().check_config(config)
+        if config.crop_size < 8 or config.load_size < config.crop_size:
+            raise ConfigError(f"data.crop_size: {config.crop_size} with data.load_size {config.load_size}; accepted: "
+                              "8 <= crop_size <= load_size")
+        if config.channels not in (1, 3):
+            raise ConfigError(f"data.channels: {config.channels}; accepted: 1, 3")
+
+    @property
+    def root(self) -> Path:
+        return Path(self.config.root)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.config.channels, self.config.crop_size, self.config.crop_size)
+
+    @property
+    def dataset_id(self) -> str:
+        return f"unpaired-{self.root.name}"
+
+    def _missing(self) -> list[str]:
+        return [split for split in SPLITS if not (self.root / split).is_dir()]
+
+    def needs_download(self) -> bool:
+        return self.config.download and bool(self._missing())
+
+    def prepare_data(self) -> None:
+        missing = self._missing()
+        if not missing:
+            return
+        expected = f"{', '.join(missing)} under {self.root} (the CycleGAN layout: {'/'.join(SPLITS)})"
+        if not self.config.download:
+            raise GanLightningError(f"unpaired data missing: expected {expected}; set data.download=true to fetch "
+                                    "a CycleGAN dataset")
+        name = self.config.dataset or self.root.name
+        if name not in CYCLEGAN_DATASETS:
+            raise ConfigError(f"data.dataset: {name!r} is not a CycleGAN dataset; accepted: "
+                              f"{', '.join(CYCLEGAN_DATASETS)}")
+        download_cyclegan(name, self.root, expected)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.images:
+            return
+        self.prepare_data()
+        cache = Path(self.config.cache_dir).expanduser() if self.config.cache_dir else None
+        for split in SPLITS:
+            size = self.config.load_size if split.startswith("train") else self.config.crop_size
+            images = cached_folder(self.root / split, size, self.config.channels, cache)
+            if split.startswith("train") and self.config.limit is not None:
+                images = images[: self.config.limit]
+            self.images[split] = images
+
+    def make_batches(self, rank: int, world_size: int, count_on_yield: bool) -> UnpairedBatches:
+        return UnpairedBatches(self.images["trainA"], self.images["trainB"], self.config.batch_size,
+                               self.config.crop_size, self.config.flip, self.seed, rank, world_size, count_on_yield)
+
+    def data_tensors(self) -> list[Tensor]:
+        return [self.images[split] for split in SPLITS]
+
+    def test_images(self, domain: str, n: int | None = None) -> Tensor:
+        """The first ``n`` (all) test images of domain "A" or "B", in [-1, 1] at crop_size."""
+        self.setup()
+        return uint8_to_unit_range(self.images[f"test{domain}"][:n])
+
+    def real_samples(self, n: int) -> Tensor:
+        """Test images of domain B: what translations A -> B are compared with."""
+        return self.test_images("B", n)
+
+
+def download_cyclegan(name: str, root: Path, expected: str) -> None:
+    """Fetch ``name``.zip from the CycleGAN authors' server and unpack its four folders into ``root``."""
+    import urllib.request
+
+    url = CYCLEGAN_URL.format(name=name)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            archive = Path(scratch) / f"{name}.zip"
+            with urllib.request.urlopen(url, timeout=60) as response, open(archive, "wb") as out:
+                shutil.copyfileobj(response, out)
+            with zipfile.ZipFile(archive) as zipped:
+                zipped.extractall(scratch)
+            unpacked = Path(scratch) / name
+            root.mkdir(parents=True, exist_ok=True)
+            for split in SPLITS:
+                if not (root / split).exists():
+                    shutil.move(str(unpacked / split), str(root / split))
+    except Exception as error:  # network, HTTP and archive errors: one line with what to do by hand
+        raise GanLightningError(f"download of {url} failed ({type(error).__name__}: "
+                                f"{' '.join(str(error).split())[:160]}); place {expected} by hand") from None
