@@ -147,6 +147,10 @@ class BatchedDataModule(L.LightningDataModule, abc.ABC):
     def real_samples(self, n: int) -> Tensor:
         """``n`` real samples in data space: what generated samples are compared with (metrics, grids)."""
 
+    @abc.abstractmethod
+    def real_sample_count(self) -> int:
+        """How many real samples ``real_samples`` can give."""
+
     def needs_download(self) -> bool:
         """True when the data is not here yet and ``prepare_data`` would fetch it (a dry run does not)."""
         return False
@@ -229,6 +233,10 @@ class InMemoryDataModule(BatchedDataModule):
         """The first ``n`` samples in data space (for metrics and side-by-side grids)."""
         self.setup()
         return self.batch_transform(self.samples[:n])
+
+    def real_sample_count(self) -> int:
+        self.setup()
+        return int(self.samples.shape[0])
 
 
 @dataclass

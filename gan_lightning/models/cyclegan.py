@@ -1,0 +1,169 @@
+"""Zhu et al. 2017, CycleGAN: unpaired translation between domains A and B.
+
+G: A -> B and F: B -> A (ResNet generators), D_A and D_B (70x70 PatchGANs). On the shared loop: the "generator"
+optimizer holds G and F, the "discriminator" one D_A and D_B; per batch D learns from pooled past fakes, then G and
+F from the adversarial loss of both mappings + lambda_cycle * (|F(G(a)) - a|_1 + |G(F(b)) - b|_1) + lambda_identity
+* lambda_cycle * (|G(b) - b|_1 + |F(a) - a|_1). The paper's recipe: least-squares adversarial loss, lambda_cycle 10,
+identity 0.5, pools of 50, Adam(2e-4, 0.5, 0.999), batch 1, 100 epochs at constant lr then 100 of linear decay.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from torch import Tensor, nn
+
+from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.losses import cycle_consistency
+from gan_lightning.models.base import GANConfig, GANModule, Preview
+from gan_lightning.nets.layers import ImagePool
+from gan_lightning.nets.translation import PatchDiscriminator, ResnetGenerator, translation_init_
+from gan_lightning.registry import register_model
+
+DIRECTIONS = {"AtoB": "AB", "BtoA": "BA"}
+
+
+@dataclass
+class CycleGANConfig(GANConfig):
+    name: str = "cyclegan"
+    loss: str = "least_squares"
+    width_g: int = 64
+    width_d: int = 64
+    n_blocks: int | None = None  # residual blocks; null = 9 at 256 px and above, 6 below (the paper)
+    d_layers: int = 3  # stride-2 layers of the PatchGAN: 3 = 70x70 patches
+    norm: str = "instance"  # instance | batch | none
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5  # times lambda_cycle; 0 = no identity loss
+    pool_size: int = 50  # past fakes D learns from; 0 = the current batch only
+
+
+@register_model("cyclegan")
+class CycleGAN(GANModule):
+    Config = CycleGANConfig
+    latent_tools = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        seed = self.config.sample_seed
+        self.pools = {domain: ImagePool(self.config.pool_size, 0.5, seed + i) for i, domain in enumerate("AB")}
+
+    @classmethod
+    def check_config(cls, config: DictConfig) -> None:
+        super().check_config(config)
+        unsupported = [key for key, off in (("pack", 1), ("gradient_penalty", 0.0), ("minibatch_kernels", 0),
+                                            ("feature_matching", 0.0), ("virtual_batch_norm", False),
+                                            ("feature_matching_only", False), ("ema_decay", None),
+                                            ("real_label", 1.0))
+                       if config[key] != off]
+        if unsupported:
+            raise ConfigError(f"model.{unsupported[0]}: not available for cyclegan (its D is two PatchGANs, its G two "
+                              "image-to-image nets)")
+        checks = [("norm", config.norm in ("instance", "batch", "none"), "instance, batch, none"),
+                  ("lambda_cycle", config.lambda_cycle >= 0, "a float >= 0"),
+                  ("lambda_identity", config.lambda_identity >= 0, "a float >= 0"),
+                  ("pool_size", config.pool_size >= 0, "an int >= 0"),
+                  ("d_layers", config.d_layers >= 1, "an int >= 1")]
+        for key, ok, accepted in checks:
+            if not ok:
+                raise ConfigError(f"model.{key}: {config[key]!r}; accepted: {accepted}")
+
+    # --- networks ---------------------------------------------------------------------------------------
+    def build_generator(self) -> nn.Module:
+        channels, size = self.sample_shape[0], self.sample_shape[-1]
+        if size % 4:
+            raise ValueError(f"the ResNet generator needs an image side divisible by 4, got {size}")
+        blocks = self.config.n_blocks if self.config.n_blocks is not None else (9 if size >= 256 else 6)
+        nets = nn.ModuleDict({direction: ResnetGenerator(channels, channels, self.config.width_g, blocks,
+                                                         self.config.norm) for direction in ("AB", "BA")})
+        translation_init_(nets)
+        return nets
+
+    def build_discriminator(self) -> nn.Module:
+        nets = nn.ModuleDict({domain: PatchDiscriminator(self.sample_shape[0], self.config.width_d,
+                                                         self.config.d_layers, self.config.norm) for domain in "AB"})
+        translation_init_(nets)
+        return nets
+
+    # --- the loop's hooks ---------------------------------------------------------------------------------
+    def split_batch(self, batch: Any) -> tuple[dict[str, Tensor], None]:
+        return batch, None  # {"A": images, "B": images}: unaligned, no labels
+
+    def make_fakes(self, real: dict[str, Tensor], labels: None) -> dict[str, Tensor]:
+        return {"B": self.generator["AB"](real["A"]), "A": self.generator["BA"](real["B"])}
+
+    def discriminator_loss(self, real: dict[str, Tensor], fakes: dict[str, Tensor], labels: None
+                           ) -> tuple[Tensor, dict[str, Tensor]]:
+        logs, total = {}, 0.0
+        for domain in "AB":
+            pooled = self.pools[domain].query(fakes[domain])
+            real_scores = self.discriminator[domain](real[domain])
+            fake_scores = self.discriminator[domain](pooled)
+            loss = self.d_loss_fn(real_scores, fake_scores)
+            logs[f"d_{domain.lower()}"] = loss
+            logs[f"d_{domain.lower()}_real"] = self._score_summary(real_scores)
+            logs[f"d_{domain.lower()}_fake"] = self._score_summary(fake_scores)
+            total = total + loss
+        return total, {"d_loss": total, **logs}
+
+    def generator_loss(self, real: dict[str, Tensor], fakes: dict[str, Tensor], labels: None
+                       ) -> tuple[Tensor, dict[str, Tensor]]:
+        config = self.config
+        # The paper's generator objective is mean (D(G(a)) - 1)^2, twice the 1/2-scaled LSGAN loss of losses.py.
+        weight = 2.0 if config.loss == "least_squares" else 1.0
+        adversarial = weight * (self.g_loss_fn(self.discriminator["B"](fakes["B"]))
+                                + self.g_loss_fn(self.discriminator["A"](fakes["A"])))
+        cycle = (cycle_consistency(self.generator["BA"](fakes["B"]), real["A"])
+                 + cycle_consistency(self.generator["AB"](fakes["A"]), real["B"]))
+        loss = adversarial + config.lambda_cycle * cycle
+        logs = {"g_adv": adversarial, "cycle": cycle}
+        if config.lambda_identity > 0:
+            identity = (cycle_consistency(self.generator["AB"](real["B"]), real["B"])
+                        + cycle_consistency(self.generator["BA"](real["A"]), real["A"]))
+            loss = loss + config.lambda_identity * config.lambda_cycle * identity
+            logs["identity"] = identity
+        return loss, {"g_loss": loss, **logs}
+
+    # --- pools travel with the checkpoint (exact resume) ------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["image_pools"] = {domain: pool.state_dict() for domain, pool in self.pools.items()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        for domain, state in checkpoint.get("image_pools", {}).items():
+            self.pools[domain].load_state_dict(state, self.device)
+
+    # --- what the model shows -----------------------------------------------------------------------------
+    @torch.no_grad()
+    def translate(self, images: Tensor, direction: str = "AtoB") -> Tensor:
+        """Images of one domain in [-1, 1] -> the other domain, with the nets in eval mode."""
+        net = self.generator[DIRECTIONS[direction]]
+        was_training = net.training
+        net.eval()
+        try:
+            return net(images.to(self.device))
+        finally:
+            net.train(was_training)
+
+    def preview(self, n: int, nrow: int, datamodule: Any = None) -> Preview:
+        """Rows a, G(a), F(G(a)), b, F(b), G(F(b)) for the first ``nrow`` test images of each domain."""
+        a, b = datamodule.test_images("A", nrow), datamodule.test_images("B", nrow)
+        k = min(len(a), len(b))
+        a, b = a[:k], b[:k]
+        g_a, f_b = self.translate(a, "AtoB"), self.translate(b, "BtoA")
+        rows = [a.to(self.device), g_a, self.translate(g_a, "BtoA"), b.to(self.device), f_b,
+                self.translate(f_b, "AtoB")]
+        return Preview(torch.cat(rows), k, ("a", "G(a)", "F(G(a))", "b", "F(b)", "G(F(b))"))
+
+    def eval_samples(self, n: int, batch_size: int, seed: int, datamodule: Any = None) -> Iterator[Tensor]:
+        """G over the first ``n`` test images of A (all of them if fewer): scored against test B."""
+        for batch in datamodule.test_images("A", n).split(batch_size):
+            yield self.translate(batch, "AtoB")
+
+    def draw_samples(self, n: int, seed: int, label: int | None = None, nrow: int = 8) -> Tensor:
+        raise GanLightningError("cyclegan translates images instead of sampling them: use gan-lightning translate "
+                                "CHECKPOINT --input DIR --direction AtoB --out DIR")

@@ -1,0 +1,98 @@
+"""Image-to-image networks of CycleGAN (Zhu et al. 2017): the ResNet generator and the PatchGAN discriminator.
+
+Generator (Johnson et al. 2016, the paper's appendix names the layers): c7s1-64, d128, d256, R256 x n_blocks,
+u128, u64, c7s1-3 (Tanh); reflection padding, instance norm, 9 residual blocks at 256 px and 6 at 128 px and below.
+Discriminator: the 70x70 PatchGAN, C64-C128-C256-C512 (4x4 convolutions, stride 2 but the last, LeakyReLU 0.2, no
+norm on the first), then a 4x4 convolution to one score per overlapping 70x70 patch.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "instance":  # the paper's choice: per-image statistics, no affine parameters
+        return nn.InstanceNorm2d(channels)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}; accepted: instance, batch, none")
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int, norm: str) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), _norm(norm, channels), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(channels, channels, 3), _norm(norm, channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class ResnetGenerator(nn.Module):
+    """Image (C_in, H, W) -> image (C_out, H, W) in [-1, 1]; H and W divisible by 4."""
+
+    def __init__(self, in_channels: int, out_channels: int, width: int = 64, n_blocks: int = 9,
+                 norm: str = "instance") -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, width, 7), _norm(norm, width),
+                                   nn.ReLU(True)]
+        for scale in (1, 2):  # d128, d256
+            layers += [nn.Conv2d(width * scale, width * scale * 2, 3, stride=2, padding=1),
+                       _norm(norm, width * scale * 2), nn.ReLU(True)]
+        layers += [ResidualBlock(width * 4, norm) for _ in range(n_blocks)]
+        for scale in (4, 2):  # u128, u64
+            layers += [nn.ConvTranspose2d(width * scale, width * scale // 2, 3, stride=2, padding=1,
+                                          output_padding=1), _norm(norm, width * scale // 2), nn.ReLU(True)]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, out_channels, 7), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-1] % 4 or x.shape[-2] % 4:
+            raise ValueError(f"the ResNet generator needs sides divisible by 4, got {tuple(x.shape[-2:])}")
+        return self.net(x)
+
+
+class PatchDiscriminator(nn.Module):
+    """Image (C, H, W) -> a map of real/fake scores, one per receptive-field patch (70x70 with n_layers=3)."""
+
+    def __init__(self, in_channels: int, width: int = 64, n_layers: int = 3, norm: str = "instance") -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+        channels = width
+        for layer in range(1, n_layers + 1):
+            out = width * min(2**layer, 8)
+            stride = 2 if layer < n_layers else 1
+            layers += [nn.Conv2d(channels, out, 4, stride=stride, padding=1), _norm(norm, out),
+                       nn.LeakyReLU(0.2, True)]
+            channels = out
+        layers += [nn.Conv2d(channels, 1, 4, stride=1, padding=1)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+def patch_receptive_field(n_layers: int = 3) -> int:
+    """The side of the input patch each output score sees: 70 for the default 3 layers (the "70x70 PatchGAN")."""
+    field = 1
+    for _ in range(2):  # the final 4x4 stride-1 convolution and the last stride-1 layer
+        field += 3
+    for _ in range(n_layers):  # the stride-2 layers, outermost last: field = (field - 1) * 2 + 4
+        field = (field - 1) * 2 + 4
+    return field
+
+
+def translation_init_(module: nn.Module) -> None:
+    """N(0, 0.02) weights and zero biases for convolutions, as in the CycleGAN code."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
