@@ -22,10 +22,9 @@ import time
 import warnings
 from pathlib import Path
 
-import lightning as L
 import torch
 from omegaconf import OmegaConf
-from train_step import StepTimer
+from train_step import framework_seconds_per_step
 
 from datamodules.unpaired import UnpairedDataModule
 from gan_lightning.models import CycleGAN
@@ -42,14 +41,6 @@ def write_random_folders(root: Path, size: int, count: int = 8) -> None:
         for index in range(count):
             pixels = generator.integers(0, 256, (size, size, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(root / split / f"{index}.png")
-
-
-def framework_seconds(model: CycleGAN, datamodule: UnpairedDataModule, steps: int, warmup: int) -> float:
-    timer = StepTimer(warmup)
-    trainer = L.Trainer(max_steps=steps + warmup, accelerator="cpu", logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])
-    trainer.fit(model, datamodule=datamodule)
-    return (timer.end - timer.start) / steps
 
 
 def plain_seconds(model: CycleGAN, datamodule: UnpairedDataModule, steps: int, warmup: int) -> float:
@@ -116,7 +107,8 @@ def main() -> None:
             template = CycleGAN({}, (3, size, size))
             framework, plain = [], []
             for _ in range(args.repeats):
-                framework.append(framework_seconds(copy.deepcopy(template), datamodule, args.steps, args.warmup))
+                framework.append(framework_seconds_per_step(copy.deepcopy(template), datamodule, args.steps,
+                                                            args.warmup))
                 plain.append(plain_seconds(copy.deepcopy(template), datamodule, args.steps, args.warmup))
         f, p = statistics.median(framework), statistics.median(plain)
         print(f"CycleGAN step at {size} px (batch 1, {torch.get_num_threads()} threads, median of "

@@ -47,7 +47,9 @@ class StepTimer(L.Callback):
         self.end = time.perf_counter()
 
 
-def framework_seconds_per_step(model: DCGAN, datamodule: MNISTDataModule, steps: int, warmup: int) -> float:
+def framework_seconds_per_step(model: L.LightningModule, datamodule: L.LightningDataModule, steps: int,
+                               warmup: int) -> float:
+    """Seconds per training batch through a plain Trainer, after ``warmup`` batches."""
     timer = StepTimer(warmup)
     trainer = L.Trainer(max_steps=steps + warmup, accelerator="cpu", logger=False, enable_checkpointing=False,
                         enable_progress_bar=False, enable_model_summary=False, callbacks=[timer])

@@ -28,7 +28,22 @@ def uint8_to_unit_range(images: Tensor) -> Tensor:
     return images.float().div_(127.5).sub_(1.0)
 
 
-class InMemoryBatches:
+class ConsumedCounter:
+    """The state of a resumable batch loader: how many batches reached training (see ``InMemoryBatches``)."""
+
+    consumed: int = 0
+
+    def mark_consumed(self) -> None:
+        self.consumed += 1
+
+    def state_dict(self) -> dict[str, int]:
+        return {"consumed": self.consumed}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.consumed = int(state["consumed"])
+
+
+class InMemoryBatches(ConsumedCounter):
     """Shuffled mini-batches over tensors held in memory, one shard per DDP rank.
 
     Batch ``b`` (counted over all epochs) is batch ``b % len`` of epoch ``b // len``, whose order is a
@@ -76,15 +91,6 @@ class InMemoryBatches:
                 self.consumed += 1
             batch = tuple(t[rows] for t in self.tensors)
             yield (self.transform(batch[0]), *batch[1:]) if self.transform else batch
-
-    def mark_consumed(self) -> None:
-        self.consumed += 1
-
-    def state_dict(self) -> dict[str, int]:
-        return {"consumed": self.consumed}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.consumed = int(state["consumed"])
 
 
 @dataclass

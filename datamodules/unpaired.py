@@ -26,7 +26,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from datamodules.base import BatchedDataModule, DataConfig, uint8_to_unit_range
+from datamodules.base import BatchedDataModule, ConsumedCounter, DataConfig, uint8_to_unit_range
 from datamodules.image_folder import cached_folder
 from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.registry import register_datamodule
@@ -51,7 +51,7 @@ class UnpairedConfig(DataConfig):
     batch_size: int = 1
 
 
-class UnpairedBatches:
+class UnpairedBatches(ConsumedCounter):
     """Batches of unaligned (A, B) pairs over two uint8 image arrays, with the CycleGAN jitter; one rank's shard.
 
     Batch ``index`` (counted over all epochs) is fully determined by the seed and the index, so the state is the
@@ -102,15 +102,6 @@ class UnpairedBatches:
             if self.count_on_yield:
                 self.consumed += 1
             yield self.batch(index)
-
-    def mark_consumed(self) -> None:
-        self.consumed += 1
-
-    def state_dict(self) -> dict[str, int]:
-        return {"consumed": self.consumed}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.consumed = int(state["consumed"])
 
 
 @register_datamodule("unpaired")
