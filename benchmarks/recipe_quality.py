@@ -249,7 +249,7 @@ def main() -> int:
         return 0
     missing = [e for e in args.experiments if e not in PLAIN_RECIPES]
     if missing:
-        print(f"error: no plain loop for {', '.join(missing)} yet; available: {', '.join(PLAIN_RECIPES)}",
+        print(f"error: no plain loop for {', '.join(missing)}; available: {', '.join(PLAIN_RECIPES)}",
               file=sys.stderr)
         return 2
     if not (args.data_root / "MNIST" / "raw").is_dir():

@@ -97,3 +97,11 @@ def test_plain_recipes_match_the_shipped_experiments() -> None:
         assert data["batch_size"] == recipe.batch_size
         assert model["ema_decay"] == recipe.ema_decay
         assert (model["name"] == "cgan") == recipe.conditional
+
+
+def test_recipes_without_a_plain_loop_are_refused_in_one_line(monkeypatch, capsys) -> None:
+    import recipe_quality
+
+    monkeypatch.setattr(sys, "argv", ["recipe_quality.py", "--experiments", "dcgan_mnist", "wgan_mnist"])
+    assert recipe_quality.main() == 2
+    assert capsys.readouterr().err == "error: no plain loop for wgan_mnist; available: dcgan_mnist, cgan_mnist\n"
