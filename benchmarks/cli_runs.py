@@ -23,11 +23,17 @@ def train_run(experiment: str, seed: int, run_dir: Path, overrides: list[str], t
         shutil.rmtree(run_dir)
     command = [sys.executable, "-m", "gan_lightning", "train", experiment, f"run.seed={seed}", f"run.dir={run_dir}",
                "run.quiet=true", "logger.csv=true", *overrides]
+    return timed_process(command, threads, f"{experiment} seed {seed}")
+
+
+def timed_process(command: list[str], threads: int, what: str) -> float:
+    """Run ``command`` with ``threads`` CPU threads; returns its wall seconds. Raises, naming ``what`` and with the
+    stderr tail, on failure."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     start = time.time()
     result = subprocess.run(command, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"{experiment} seed {seed} failed:\n{result.stderr[-2000:]}")
+        raise RuntimeError(f"{what} failed:\n{result.stderr[-2000:]}")
     return time.time() - start
 
 

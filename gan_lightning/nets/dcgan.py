@@ -81,12 +81,20 @@ class DCGANDiscriminator(nn.Module):
 
 
 def dcgan_init_(module: nn.Module) -> None:
-    """N(0, 0.02) for conv weights, N(1, 0.02) for batchnorm scales, zero biases (the DCGAN paper)."""
+    """N(0, 0.02) for every convolution weight and N(1, 0.02) for batchnorm scales (Radford et al. 2015),
+    batchnorm shifts 0; convolution biases keep PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+
+    The paper states its rule for weights only; PyTorch's DCGAN example applies it the same way (its
+    weights_init touches convolution weights and batchnorm, never a convolution bias). Zeroing the biases (the
+    earlier rule here) costs quality, and D's are the ones that matter: dcgan_mnist on the MNIST test split,
+    1,500 batches, seed 0, MNIST-FID with the shipped classifier: every bias zero 27.6, only G's output bias at
+    its default 31.4, only D's input and head biases at their defaults 23.6, every bias at its default 24.7
+    (seed 1: D's only 27.7, every bias 27.5, the same within the spread between seeds). Keeping them all is the
+    simpler rule, and the plain-PyTorch baseline in benchmarks/recipe_quality.py does the same.
+    """
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
             nn.init.normal_(m.weight, 0.0, 0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)

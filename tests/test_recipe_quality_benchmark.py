@@ -1,0 +1,107 @@
+"""benchmarks/recipe_quality.py: its plain loops do the framework's work on the framework's batches."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from gan_lightning.config import load_experiment
+from gan_lightning.train import build_datamodule, build_model
+from tests.conftest import write_fake_mnist
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from recipe_quality import PLAIN_RECIPES, build_plain, read_mnist, train_plain  # noqa: E402
+
+SEED, STEPS, LIMIT, BATCH = 3, 5, 24, 8  # 3 batches per epoch: the 5 steps cross into a second epoch
+
+
+class Recorder(L.Callback):
+    def __init__(self):
+        self.batches, self.losses = [], []
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.batches.append((batch[0].clone(), batch[1].clone()))
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        metrics = trainer.callback_metrics
+        self.losses.append((float(metrics["train/d_loss"]), float(metrics["train/g_loss"])))
+
+
+def framework_steps(experiment: str, root: Path) -> tuple[L.LightningModule, Recorder, list[torch.Tensor], list]:
+    config = load_experiment(experiment, [f"data.root={root}", "data.split=test", "data.download=false",
+                                          f"data.batch_size={BATCH}", f"data.limit={LIMIT}", "model.width_g=4",
+                                          "model.width_d=4", "model.latent_dim=8", f"run.seed={SEED}"])
+    L.seed_everything(SEED, verbose=False)  # as gan_lightning.train.train does before building
+    datamodule = build_datamodule(config)
+    model = build_model(config, datamodule)
+    initial = [p.detach().clone() for p in [*model.generator.parameters(), *model.discriminator.parameters()]]
+    latents, sample_latent = [], model.sample_latent
+
+    def recording_sample_latent(n, generator=None):
+        z = sample_latent(n, generator)
+        latents.append(z.clone())
+        return z
+
+    model.sample_latent = recording_sample_latent
+    recorder = Recorder()
+    trainer = L.Trainer(max_steps=STEPS, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[recorder])
+    trainer.fit(model, datamodule=datamodule)
+    return model, recorder, latents, initial
+
+
+@pytest.mark.parametrize("experiment", sorted(PLAIN_RECIPES))
+def test_plain_loop_sees_the_framework_batches_latents_and_weights(experiment: str, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    write_fake_mnist(root, split="test", n=64)
+    model, recorder, latents, initial = framework_steps(experiment, root)
+
+    recipe = replace(PLAIN_RECIPES[experiment], latent_dim=8, width_g=4, width_d=4, batch_size=BATCH)
+    images, labels = read_mnist(root)
+    plain = []
+    train_plain(recipe, images[:LIMIT], labels[:LIMIT], SEED, STEPS,
+                on_step=lambda step, real, y, z, d, g: plain.append((real, y, z, d, g)))
+    G, D = build_plain(recipe, SEED)  # the plain run's initial weights
+    plain_initial = [*G.parameters(), *D.parameters()]
+    assert len(plain_initial) == len(initial)
+    for plain_param, framework_param in zip(plain_initial, initial, strict=True):
+        assert torch.equal(plain_param.detach(), framework_param)
+    assert len(plain) == len(recorder.batches) == len(latents) == STEPS
+    for (real, y, z, d_loss, g_loss), (f_real, f_y), f_z, (f_d, f_g) in zip(
+            plain, recorder.batches, latents, recorder.losses, strict=True):
+        assert torch.equal(real, f_real) and torch.equal(y, f_y)
+        assert torch.equal(z, f_z)
+        # same layers, same initial weights, same losses and optimiser: the same numbers, step after step
+        assert d_loss == pytest.approx(f_d, rel=1e-5) and g_loss == pytest.approx(f_g, rel=1e-5)
+    # the second epoch is a new permutation, not a repeat of the first
+    assert not torch.equal(recorder.batches[3][0], recorder.batches[0][0])
+
+
+def test_plain_recipes_match_the_shipped_experiments() -> None:
+    """The plain loops are written out by hand; they must still describe the recipes they are compared with."""
+    for experiment, recipe in PLAIN_RECIPES.items():
+        config = OmegaConf.to_container(load_experiment(experiment))
+        model, data = config["model"], config["data"]
+        assert (model["latent_dim"], model["width_g"], model["width_d"]) == (recipe.latent_dim, recipe.width_g,
+                                                                              recipe.width_d)
+        assert (model["lr_g"], model["lr_d"], (model["beta1"], model["beta2"])) == (recipe.lr, recipe.lr,
+                                                                                      recipe.betas)
+        assert (model["loss"], model["n_critic"], model["optimizer"]) == ("non_saturating", 1, "adam")
+        assert data["batch_size"] == recipe.batch_size
+        assert model["ema_decay"] == recipe.ema_decay
+        assert (model["name"] == "cgan") == recipe.conditional
+
+
+def test_recipes_without_a_plain_loop_are_refused_in_one_line(monkeypatch, capsys) -> None:
+    import recipe_quality
+
+    monkeypatch.setattr(sys, "argv", ["recipe_quality.py", "--experiments", "dcgan_mnist", "wgan_mnist"])
+    assert recipe_quality.main() == 2
+    assert capsys.readouterr().err == "error: no plain loop for wgan_mnist; available: dcgan_mnist, cgan_mnist\n"
