@@ -84,13 +84,40 @@ def build_callbacks(config: DictConfig, run_dir: Path, datamodule: L.LightningDa
     return callbacks
 
 
+_DDP_START_METHODS = {"ddp": "popen", "ddp_find_unused_parameters_true": "popen", "ddp_find_unused_parameters_false":
+                      "popen", "ddp_spawn": "spawn", "ddp_fork": "fork", "ddp_notebook": "fork"}
+
+
+def _several_processes(trainer_kwargs: dict[str, Any]) -> bool:
+    """Whether Lightning's "auto" strategy would pick DDP: more than one device or node."""
+    devices, nodes = trainer_kwargs.get("devices", "auto"), trainer_kwargs.get("num_nodes", 1)
+    if nodes > 1:
+        return True
+    if devices == "auto":  # every visible GPU, unless the accelerator says CPU
+        import torch
+
+        return trainer_kwargs.get("accelerator", "auto") in ("auto", "gpu", "cuda") and torch.cuda.device_count() > 1
+    if isinstance(devices, str) and devices not in ("auto", "1"):
+        return devices == "-1" or "," in devices.strip(",") or (devices.isdigit() and int(devices) > 1)
+    if isinstance(devices, list):
+        return len(devices) > 1
+    return isinstance(devices, int) and (devices > 1 or devices == -1)
+
+
 def _strategy(trainer_kwargs: dict[str, Any]) -> dict[str, Any]:
-    # Alternating updates leave one network without gradients in each backward: DDP must know.
-    if trainer_kwargs.get("strategy") in ("ddp", "ddp_spawn", "ddp_find_unused_parameters_true"):
+    # Alternating updates leave one network without gradients in each backward: DDP must know, whether the
+    # strategy is named or Lightning would choose DDP itself for several devices or nodes.
+    strategy = trainer_kwargs.get("strategy", "auto")
+    if strategy == "auto" and _several_processes(trainer_kwargs):
+        strategy = "ddp"
+    if strategy in _DDP_START_METHODS:
         from lightning.pytorch.strategies import DDPStrategy
 
-        start = "spawn" if trainer_kwargs["strategy"] == "ddp_spawn" else "popen"
-        trainer_kwargs = {**trainer_kwargs, "strategy": DDPStrategy(find_unused_parameters=True, start_method=start)}
+        trainer_kwargs = {**trainer_kwargs, "strategy": DDPStrategy(find_unused_parameters=True,
+                                                                    start_method=_DDP_START_METHODS[strategy])}
+    elif isinstance(strategy, str) and strategy.startswith(("fsdp", "deepspeed")):
+        raise ConfigError(f"trainer.strategy: {strategy} is not supported for GANs here (alternating updates of "
+                          "sharded networks); accepted: auto, ddp, ddp_spawn, ddp_fork, ddp_notebook")
     return trainer_kwargs
 
 

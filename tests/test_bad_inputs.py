@@ -29,6 +29,7 @@ TRAIN_CASES = [
     (["trainer.max_epochs=abc"], 2, "trainer.max_epochs: 'abc' is not valid; accepted: int or null"),
     (["trainer.precision=fp7"], 2, "trainer.precision: 'fp7' is not valid"),
     (["trainer.max_steps=0"], 2, "trainer.max_steps: expected a positive int"),
+    (["trainer.strategy=fsdp"], 2, "trainer.strategy: fsdp is not supported for GANs here"),
     (["model.wdith_g=8"], 2, "model.wdith_g: unknown key; accepted: name, latent_dim"),
     (["model.lr_g=abc"], 2, "model.lr_g: Value 'abc' of type 'str' could not be converted to Float"),
     (["model.name=nope"], 2, "model.name: unknown name 'nope'"),

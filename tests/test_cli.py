@@ -115,14 +115,16 @@ def test_python_dash_m_entry_point(tmp_path: Path) -> None:
         result.stderr.strip()] and "model.nope: unknown key" in result.stderr
 
 
-def test_ddp_on_two_cpu_processes(fake_mnist: Path, tmp_path: Path) -> None:
-    """Alternating updates leave one network gradient-free per backward: DDP must be told, or it hangs/fails."""
+@pytest.mark.parametrize("strategy", [["trainer.strategy=ddp"], []], ids=["ddp", "chosen-by-lightning"])
+def test_ddp_on_two_cpu_processes(fake_mnist: Path, tmp_path: Path, strategy: list[str]) -> None:
+    """Alternating updates leave one network gradient-free per backward: DDP must be told, or it hangs/fails, also
+    when Lightning picks DDP itself for trainer.devices=2."""
     import subprocess
     import sys
 
     run = tmp_path / "run"
     args = [sys.executable, "-m", "gan_lightning", "train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 6),
-            "trainer.accelerator=cpu", "trainer.devices=2", "trainer.strategy=ddp"]
+            "trainer.accelerator=cpu", "trainer.devices=2", *strategy]
     result = subprocess.run(args, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
