@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-from train_step import framework_seconds_per_step
+from train_step import endless, framework_seconds_per_step
 
 from datamodules.unpaired import UnpairedDataModule
 from gan_lightning.models import CycleGAN
@@ -49,17 +49,12 @@ def plain_seconds(model: CycleGAN, datamodule: UnpairedDataModule, steps: int, w
     opt_g = torch.optim.Adam(itertools.chain(g_ab.parameters(), g_ba.parameters()), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(itertools.chain(d_a.parameters(), d_b.parameters()), lr=2e-4, betas=(0.5, 0.999))
     pools = {"A": ImagePool(50, 0.5, 1234), "B": ImagePool(50, 0.5, 1235)}
-    loader = datamodule.train_dataloader()
-    batches = iter(loader)
+    batches = endless(datamodule.train_dataloader())
     start = None
     for step in range(steps + warmup):
         if step == warmup:
             start = time.perf_counter()
-        try:
-            batch = next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            batch = next(batches)
+        batch = next(batches)
         real_a, real_b = batch["A"], batch["B"]
         fake_b, fake_a = g_ab(real_a), g_ba(real_b)
         # D step on pooled, detached fakes

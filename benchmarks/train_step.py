@@ -22,7 +22,9 @@ import statistics
 import tempfile
 import time
 import warnings
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import lightning as L
 import torch
@@ -57,21 +59,22 @@ def framework_seconds_per_step(model: L.LightningModule, datamodule: L.Lightning
     return (timer.end - timer.start) / steps
 
 
+def endless(loader: Iterable[Any]) -> Iterator[Any]:
+    """The loader's batches, epoch after epoch."""
+    while True:
+        yield from loader
+
+
 def plain_seconds_per_step(model: DCGAN, datamodule: MNISTDataModule, steps: int, warmup: int) -> float:
     G, D = model.generator, model.discriminator
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    loader = datamodule.train_dataloader()
-    batches = iter(loader)
+    batches = endless(datamodule.train_dataloader())
     start = None
     for step in range(steps + warmup):
         if step == warmup:
             start = time.perf_counter()
-        try:
-            real, _ = next(batches)
-        except StopIteration:
-            batches = iter(loader)
-            real, _ = next(batches)
+        real, _ = next(batches)
         fake = G(torch.randn(real.shape[0], model.config.latent_dim))
         real_logits, fake_logits = D(real), D(fake.detach())
         d_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
