@@ -129,3 +129,22 @@ def test_ddp_on_two_cpu_processes(fake_mnist: Path, tmp_path: Path, strategy: li
     assert result.returncode == 0, result.stderr[-2000:]
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert checkpoint["global_step"] == 6 and int(checkpoint["state_dict"]["batches_seen"]) == 6
+
+
+def test_two_rank_resume_is_exact_and_ranks_draw_their_own_latents(fake_mnist: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def run(run_dir: Path, steps: int, *extra: str) -> dict:
+        args = [sys.executable, "-m", "gan_lightning", "train", "dcgan_mnist",
+                *tiny_overrides(fake_mnist, run_dir, steps), "trainer.accelerator=cpu", "trainer.devices=2",
+                "trainer.strategy=ddp", *extra]
+        result = subprocess.run(args, capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)
+
+    straight = run(tmp_path / "straight", 6)
+    run(tmp_path / "split", 3)
+    assert_same_state(straight, run(tmp_path / "split", 6, "--resume"))
+    ranks = straight["rng_states_per_rank"]
+    assert len(ranks) == 2 and not torch.equal(ranks[0]["torch"], ranks[1]["torch"])  # per-rank streams

@@ -593,21 +593,38 @@ class GANModule(L.LightningModule, abc.ABC):
         return optimizers, [torch.optim.lr_scheduler.LambdaLR(opt, factor) for opt in optimizers]
 
     # --- exact resume: RNG streams travel with the checkpoint ---------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+    # Under DDP every rank draws its own latents (a rank > 0 reseeds at its first start), so each rank's streams are
+    # gathered into the checkpoint ("rng_states_per_rank") and each rank takes its own back on resume.
+    _RANK_SEED_STRIDE = 1_000_003
+
+    @staticmethod
+    def _rng_states() -> dict[str, Any]:
         # Tensors and plain tuples only, so checkpoints still load with torch.load(weights_only=True).
         kind, keys, pos, has_gauss, cached = np.random.get_state()
-        checkpoint["rng_states"] = {
+        return {
             "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached),
             "python": random.getstate(),
         }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = self._rng_states()
+        checkpoint["rng_states"] = states
+        trainer = self._trainer
+        if trainer is not None and trainer.world_size > 1 and torch.distributed.is_initialized():
+            # Every rank dumps the checkpoint (rank 0 writes it), so this collective is met on all ranks.
+            gathered: list[Any] = [None] * trainer.world_size
+            torch.distributed.all_gather_object(gathered, states)
+            checkpoint["rng_states_per_rank"] = gathered
         checkpoint["nonfinite_guard"] = {"skipped_steps": self.skipped_steps, "streak": self.nonfinite_streak,
                                          "amp_skipped_steps": self.amp_skipped_steps}
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Restored at train start, not here: code between loading and the first batch may draw numbers.
-        self._rng_to_restore = checkpoint.get("rng_states")
+        per_rank = checkpoint.get("rng_states_per_rank")
+        rank, world = (self._trainer.global_rank, self._trainer.world_size) if self._trainer is not None else (0, 1)
+        self._rng_to_restore = per_rank[rank] if per_rank and len(per_rank) == world else checkpoint.get("rng_states")
         guard = checkpoint.get("nonfinite_guard", {})
         self.skipped_steps = int(guard.get("skipped_steps", 0))
         self.nonfinite_streak = int(guard.get("streak", 0))
@@ -616,6 +633,9 @@ class GANModule(L.LightningModule, abc.ABC):
     def on_train_start(self) -> None:
         states, self._rng_to_restore = self._rng_to_restore, None
         if not states:
+            rank = self.trainer.global_rank
+            if rank > 0:  # seeded like rank 0 so far: give this rank its own latent and dropout streams
+                L.seed_everything(torch.initial_seed() + rank * self._RANK_SEED_STRIDE, verbose=False)
             return
         torch.set_rng_state(states["torch"])
         if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
