@@ -269,7 +269,7 @@ def train(config: DictConfig) -> Path:
         signum = interrupts.requested()
         last = run_dir / "checkpoints" / "last.ckpt"
         # The final state, whatever the checkpoint cadence: this is what --resume and `sample` pick up.
-        trainer.save_checkpoint(last, weights_only=False)
+        trainer.save_checkpoint(last, False)  # False: the whole training state, not the weights alone
         if config.logger.wandb.enabled and trainer.is_global_zero:
             import wandb
 
