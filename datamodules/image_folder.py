@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from gan_lightning.checkpoints import atomic_write
 from gan_lightning.errors import GanLightningError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -73,11 +74,7 @@ def cached_folder(folder: Path, size: int, channels: int, cache_dir: Path | None
                                           disable=None)):  # no bar when stderr is not a terminal
             array[index] = decode_image(file, size, channels)
         try:
-            cache_dir.mkdir(parents=True, exist_ok=True)
-            temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(temp, "wb") as handle:
-                np.save(handle, array)
-            os.replace(temp, path)
+            atomic_write(path, lambda file: np.save(file, array))
         except OSError as error:
             raise GanLightningError(f"data.cache_dir: cannot write the image cache to {cache_dir} "
                                     f"({error.strerror or type(error).__name__})") from None

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
@@ -73,18 +73,18 @@ def assert_finite(checkpoint: dict[str, Any]) -> None:
                                   f"{', ...' if len(bad) > 3 else ''}); the previous checkpoint is kept")
 
 
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, fsync, then rename over ``path`` (and fsync the folder, so
-    the rename itself survives a power cut)."""
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """``write(file)`` into a temporary file beside ``path``, fsync, then rename over ``path`` (and fsync the folder,
+    so the rename itself survives a power cut): readers see the old file or the new one, never half of one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
     umask = os.umask(0)
     os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; a checkpoint gets the permissions of any new file
+    os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the permissions of any new file
     try:
         with os.fdopen(handle, "wb") as file:
-            torch.save(obj, file)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp, path)
@@ -96,6 +96,11 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` through :func:`atomic_write`."""
+    atomic_write(path, lambda file: torch.save(obj, file))
 
 
 def remove_stale_temporaries(directory: str | Path) -> None:

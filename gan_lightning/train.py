@@ -24,6 +24,7 @@ from gan_lightning.callbacks.samples import SampleGridCallback
 from gan_lightning.checkpoints import (
     NonFiniteStateError,
     SafeCheckpointIO,
+    atomic_write,
     load_checkpoint,
     non_finite_entries,
     remove_stale_temporaries,
@@ -229,9 +230,7 @@ def _is_launch_rank_zero() -> bool:
 
 
 def _write_text_atomically(path: Path, text: str) -> None:
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    temp.write_text(text)
-    os.replace(temp, path)
+    atomic_write(path, lambda file: file.write(text.encode()))
 
 
 def _record_resume(prepared: Prepared) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from gan_lightning.checkpoints import atomic_torch_save
 from gan_lightning.metrics.errors import MetricsError
 from gan_lightning.metrics.extractors import ExtractorOutput, FeatureExtractor
 from gan_lightning.metrics.math import (
@@ -120,15 +121,10 @@ def real_statistics(
         kept.double(), defaults.kid_subsets, size, seed=defaults.seed).cpu()} if size >= 2 else {}
     stats = RealStats(key, mu.cpu(), sigma.cpu(), kept, from_cache=False, path=path, kid_terms=terms)
 
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({"key": key.canonical(), "mu": stats.mu, "sigma": stats.sigma, "features": kept,
-                    "kid_terms": terms}, tmp)
-        os.replace(tmp, path)
+        atomic_torch_save({"key": key.canonical(), "mu": stats.mu, "sigma": stats.sigma, "features": kept,
+                           "kid_terms": terms}, path)
     except OSError as error:
-        if tmp.parent.is_dir():
-            tmp.unlink(missing_ok=True)
         raise MetricsError(f"callbacks.metrics.cache_dir: cannot write real statistics to {cache_dir} "
                            f"({error.strerror or type(error).__name__}); set cache_dir (or --cache-dir) to a writable "
                            "folder") from None

@@ -113,6 +113,16 @@ class Preview(NamedTuple):
     row_names: tuple[str, ...] = ()
 
 
+def eval_forward(net: nn.Module, *inputs: Tensor) -> Tensor:
+    """``net(*inputs)`` in eval mode (batchnorm on its running statistics, no dropout), then back to its mode."""
+    was_training = net.training
+    net.eval()
+    try:
+        return net(*inputs)
+    finally:
+        net.train(was_training)
+
+
 class DivergenceError(GanLightningError):
     """Too many consecutive batches with non-finite losses or gradients."""
 
@@ -417,12 +427,7 @@ class GANModule(L.LightningModule, abc.ABC):
     def generate(self, z: Tensor, labels: Tensor | None = None, use_ema: bool = True) -> Tensor:
         """Samples in data space from G in eval mode (batchnorm uses its running statistics)."""
         net = self.sampling_generator if use_ema else self.generator
-        was_training = net.training
-        net.eval()
-        try:
-            return net(z.to(self.device), *self._label_args(labels))
-        finally:
-            net.train(was_training)
+        return eval_forward(net, z.to(self.device), *self._label_args(labels))
 
     def _label_args(self, labels: Tensor | None) -> tuple[Tensor, ...]:
         return (labels,) if self.conditional else ()

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.losses import cycle_consistency
-from gan_lightning.models.base import GANConfig, GANModule, Preview
+from gan_lightning.models.base import GANConfig, GANModule, Preview, eval_forward
 from gan_lightning.nets.layers import ImagePool
 from gan_lightning.nets.translation import PatchDiscriminator, ResnetGenerator, translation_init_
 from gan_lightning.registry import register_model
@@ -141,13 +141,7 @@ class CycleGAN(GANModule):
     @torch.no_grad()
     def translate(self, images: Tensor, direction: str = "AtoB") -> Tensor:
         """Images of one domain in [-1, 1] -> the other domain, with the nets in eval mode."""
-        net = self.generator[DIRECTIONS[direction]]
-        was_training = net.training
-        net.eval()
-        try:
-            return net(images.to(self.device))
-        finally:
-            net.train(was_training)
+        return eval_forward(self.generator[DIRECTIONS[direction]], images.to(self.device))
 
     def preview(self, n: int, nrow: int, datamodule: Any = None) -> Preview:
         """Rows a, G(a), F(G(a)), b, F(b), G(F(b)) for the first ``nrow`` test images of each domain."""
