@@ -4,6 +4,11 @@ Protocol: the model's ``eval_samples`` (``n_samples`` of them, seeded, so two ev
 comparable; for latent GANs the EMA generator where there is one, on fixed latents); real statistics over the
 first ``n_real`` samples of the datamodule's dataset, cached on disk by (dataset, resolution, extractor, count);
 preprocessing is the extractor's (see gan_lightning/metrics/extractors.py).
+
+Under DDP the work is split, not repeated: rank r generates and extracts batches r, r + W, r + 2W, ... of the same
+seeded sequence, rank 0 gathers the features in batch order, computes the scores once and sends them to every rank
+(so all ranks agree on what a monitoring checkpoint sees). The result equals a single process scoring the same
+samples.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from gan_lightning.metrics import MetricsError, build_extractor, class_histogram, parse_metrics
-from gan_lightning.metrics.extractors import FeatureExtractor
+from gan_lightning.metrics.extractors import ExtractorOutput, FeatureExtractor
 from gan_lightning.metrics.stats import (
     RealStats,
     StatsKey,
@@ -53,20 +58,84 @@ def finite_batches(batches: Iterator[Tensor]) -> Iterator[Tensor]:
         yield batch
 
 
+def process_group() -> tuple[int, int]:
+    """(rank, world size) of the initialised default process group; (0, 1) outside DDP."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _own_features(model: Any, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor, rank: int,
+                  world: int) -> list[ExtractorOutput]:
+    """This rank's share of the evaluation batches, extracted, on the CPU."""
+    batches = model.eval_samples(settings.n_samples, settings.batch_size, settings.seed, datamodule,
+                                 shard=(rank, world))
+    return [ExtractorOutput(*(t.cpu() for t in extractor(batch))) for batch in finite_batches(batches)]
+
+
+def _gather_in_batch_order(own: list[ExtractorOutput], world: int) -> ExtractorOutput | None:
+    """Every rank's batches on rank 0, interleaved back into the order one process would have made them (batch i
+    comes from rank i mod W); None on the other ranks."""
+    rank = torch.distributed.get_rank()
+    shares: list[Any] = [None] * world if rank == 0 else None
+    torch.distributed.gather_object(own, shares, dst=0)
+    if rank != 0:
+        return None
+    ordered = [shares[i % world][i // world] for i in range(sum(len(share) for share in shares))]
+    if not ordered:
+        raise MetricsError("no images to evaluate")
+    return ExtractorOutput(torch.cat([out.features for out in ordered]), torch.cat([out.logits for out in ordered]))
+
+
+def _same_on_every_rank(compute: Any) -> Any:
+    """``compute()`` on rank 0, its result (or its MetricsError) on every rank: a failure on one rank must not leave
+    the others waiting in a collective."""
+    outcome: list[Any] = [None]
+    if torch.distributed.get_rank() == 0:
+        try:
+            outcome[0] = ("ok", compute())
+        except MetricsError as error:
+            outcome[0] = ("error", str(error))
+    torch.distributed.broadcast_object_list(outcome, src=0)
+    kind, value = outcome[0]
+    if kind == "error":
+        raise MetricsError(value)
+    return value
+
+
 def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor | None = None,
              real: RealStats | None = None) -> dict[str, Any]:
     """Scores as a flat dict: fid, is, is_std, kid, kid_std (as requested), plus class coverage for
-    classifier extractors and whether the real statistics came from the cache."""
+    classifier extractors and whether the real statistics came from the cache. Under DDP every rank must call it
+    (it splits the samples across ranks); the real statistics are needed on rank 0 only."""
     names = parse_metrics(settings.metrics)
     if len(model.sample_shape) != 3:
         raise MetricsError(f"FID/IS/KID need image samples, this model makes samples of shape {model.sample_shape}")
     extractor = extractor or make_extractor(settings, model.device)
+    rank, world = process_group()
+    if world == 1:
+        return _scores(extract(extractor, finite_batches(model.eval_samples(
+            settings.n_samples, settings.batch_size, settings.seed, datamodule))), datamodule, settings, extractor,
+            real, names)
+    # A non-finite batch on one rank is reported by all of them, after the gather everyone takes part in.
+    try:
+        own, failure = _own_features(model, datamodule, settings, extractor, rank, world), None
+    except MetricsError as error:
+        own, failure = [], str(error)
+    failures: list[Any] = [None] * world
+    torch.distributed.all_gather_object(failures, failure)
+    if any(failures):
+        raise MetricsError(next(f for f in failures if f))
+    gathered = _gather_in_batch_order(own, world)
+    return _same_on_every_rank(lambda: _scores(gathered, datamodule, settings, extractor, real, names))
+
+
+def _scores(fake: ExtractorOutput, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor,
+            real: RealStats | None, names: list[str]) -> dict[str, Any]:
     if real is None and needs_real_stats(names):
         real = real_stats_for(datamodule, extractor, settings)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rank-deficient.*")  # said once below, not every time
-        fake = extract(extractor, finite_batches(model.eval_samples(settings.n_samples, settings.batch_size,
-                                                                     settings.seed, datamodule)))
         scores: dict[str, Any] = scores_from_output(fake, real, names, extractor_name=extractor.name)
     n_scored = int(fake.features.shape[0])  # a translation model has as many as its test set, maybe < n_samples
     if extractor.num_classes <= 100:  # a domain classifier: report which classes the generator produces

@@ -23,15 +23,23 @@ import lightning as L
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1)
 
 _requested: int | None = None  # the first stop signal received by this process, or None
+_agreed: int | None = None  # the stop every rank has agreed on at the last batch end (GracefulStop), or None
 
 
 def requested() -> int | None:
     return _requested
 
 
+def agreed() -> int | None:
+    """The stop decided at a batch end, the same on every DDP rank. Collective work (evaluations) must branch on
+    this, not on :func:`requested`: a signal landing on one rank between two batch ends would otherwise send that
+    rank past a collective the others wait in."""
+    return _agreed
+
+
 def reset() -> None:
-    global _requested
-    _requested = None
+    global _requested, _agreed
+    _requested = _agreed = None
 
 
 def _record(signum: int, frame: Any) -> None:
@@ -81,7 +89,7 @@ class GracefulStop(L.Callback):
                 signal.signal(signum, _record)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        global _requested
+        global _requested, _agreed
         local = _requested
         if trainer.world_size > 1:  # one collective per batch, so every rank stops after the same batch
             import torch
@@ -90,5 +98,5 @@ class GracefulStop(L.Callback):
             flag = trainer.strategy.reduce(flag, reduce_op="max")
             local = int(flag.item()) or None
         if local is not None:
-            _requested = self.signum = local  # a rank that got no signal itself stops all the same
+            _requested = _agreed = self.signum = local  # a rank that got no signal itself stops all the same
             trainer.should_stop = True

@@ -26,7 +26,7 @@ class MetricsCallback(PeriodicCallback):
         step = trainer.global_step
         if self.extractor is None:
             self.extractor = make_extractor(self.settings, pl_module.device)
-            if needs_real_stats(self.settings.metrics):
+            if needs_real_stats(self.settings.metrics) and trainer.is_global_zero:  # scores are computed there
                 self.real = real_stats_for(trainer.datamodule, self.extractor, self.settings)
         scores = evaluate(pl_module, trainer.datamodule, self.settings, self.extractor, self.real)
         numbers = {f"val/{k}": float(v) for k, v in scores.items()

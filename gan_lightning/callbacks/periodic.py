@@ -3,6 +3,10 @@
 Their work must not change training: each run happens inside a fork of every RNG stream (torch CPU and CUDA,
 numpy, Python), so building a feature extractor or drawing evaluation latents leaves the training streams where
 they were, and a run resumed after an evaluation continues bit for bit like one that never stopped.
+
+Under DDP every rank runs them (evaluations split their samples across ranks), on rank 0's buffers: each rank's
+batchnorm statistics follow its own shard until DDP broadcasts rank 0's at the next forward, and the checkpoint
+holds rank 0's.
 """
 
 from __future__ import annotations
@@ -54,12 +58,21 @@ class PeriodicCallback(L.Callback, abc.ABC):
         self._run_once(trainer, pl_module)
 
     def _run_once(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if interrupts.requested() is not None:
+        if interrupts.agreed() is not None:
             return  # stopping on a signal: the time left is for the checkpoint
         if trainer.global_step != self.last_step:
             self.last_step = trainer.global_step
+            if trainer.world_size > 1:
+                broadcast_buffers(pl_module)
             with preserved_rng():
                 self.run(trainer, pl_module)
+
+
+@torch.no_grad()
+def broadcast_buffers(module: torch.nn.Module) -> None:
+    """Rank 0's buffers on every rank, what DDP does at the start of each forward."""
+    for buffer in module.buffers():
+        torch.distributed.broadcast(buffer, src=0)
 
 
 def publish_scalars(trainer: L.Trainer, numbers: dict[str, float]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import abc
 import copy
+import hashlib
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -125,6 +126,10 @@ def eval_forward(net: nn.Module, *inputs: Tensor) -> Tensor:
 
 class DivergenceError(GanLightningError):
     """Too many consecutive batches with non-finite losses or gradients."""
+
+
+class RanksOutOfSyncError(GanLightningError):
+    """DDP ranks ended a batch with different weights."""
 
 
 def _no_closure() -> None:
@@ -373,12 +378,17 @@ class GANModule(L.LightningModule, abc.ABC):
         z, labels = self.fixed_inputs(n, nrow=nrow)
         return Preview(self.generate(z, labels), nrow)
 
-    def eval_samples(self, n: int, batch_size: int, seed: int, datamodule: Any = None) -> Iterator[Tensor]:
-        """What metrics score: ``n`` samples in data space, in batches, reproducible from ``seed``."""
+    def eval_samples(self, n: int, batch_size: int, seed: int, datamodule: Any = None,
+                     shard: tuple[int, int] = (0, 1)) -> Iterator[Tensor]:
+        """What metrics score: ``n`` samples in data space, in batches, reproducible from ``seed``. With ``shard`` =
+        (rank, world size), only batches rank, rank + world, ... of that same sequence (DDP evaluation)."""
         generator = torch.Generator().manual_seed(seed)
-        for start in range(0, n, batch_size):
+        rank, world = shard
+        for index, start in enumerate(range(0, n, batch_size)):
             size = min(batch_size, n - start)
-            yield self.generate(self.sample_latent(size, generator), self.sample_labels(size, generator))
+            z, labels = self.sample_latent(size, generator), self.sample_labels(size, generator)  # drawn on all ranks
+            if index % world == rank:
+                yield self.generate(z, labels)
 
     def draw_samples(self, n: int, seed: int, label: int | None = None, nrow: int = 8) -> Tensor:
         """``n`` samples from latents drawn with ``seed``: of class ``label``, or (conditional models) class by
@@ -613,15 +623,29 @@ class GANModule(L.LightningModule, abc.ABC):
             "python": random.getstate(),
         }
 
+    def weights_digest(self) -> str:
+        """SHA-256 of every parameter (names, dtypes, shapes, bytes): equal on all DDP ranks if they are in sync."""
+        digest = hashlib.sha256()
+        for name, param in self.named_parameters():
+            digest.update(f"{name}:{param.dtype}:{tuple(param.shape)}".encode())
+            digest.update(param.detach().cpu().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         states = self._rng_states()
         checkpoint["rng_states"] = states
         trainer = self._trainer
         if trainer is not None and trainer.world_size > 1 and torch.distributed.is_initialized():
-            # Every rank dumps the checkpoint (rank 0 writes it), so this collective is met on all ranks.
+            # Every rank dumps the checkpoint (rank 0 writes it), so these collectives are met on all ranks.
             gathered: list[Any] = [None] * trainer.world_size
-            torch.distributed.all_gather_object(gathered, states)
-            checkpoint["rng_states_per_rank"] = gathered
+            torch.distributed.all_gather_object(gathered, (states, self.weights_digest()))
+            checkpoint["rng_states_per_rank"] = [rank_states for rank_states, _ in gathered]
+            digests = [digest for _, digest in gathered]
+            checkpoint["weights_digest_per_rank"] = digests
+            if len(set(digests)) > 1:  # a checkpoint holds rank 0's weights: useless if the others trained apart
+                apart = [rank for rank, digest in enumerate(digests) if digest != digests[0]]
+                raise RanksOutOfSyncError(f"DDP ranks {apart} hold different weights from rank 0 at batch "
+                                          f"{int(self.batches_seen)}: gradient synchronisation failed; not saved")
         checkpoint["nonfinite_guard"] = {"skipped_steps": self.skipped_steps, "streak": self.nonfinite_streak,
                                          "amp_skipped_steps": self.amp_skipped_steps}
 

@@ -153,9 +153,12 @@ class CycleGAN(GANModule):
                 self.translate(f_b, "AtoB")]
         return Preview(torch.cat(rows), k, ("a", "G(a)", "F(G(a))", "b", "F(b)", "G(F(b))"))
 
-    def eval_samples(self, n: int, batch_size: int, seed: int, datamodule: Any = None) -> Iterator[Tensor]:
-        """G over the first ``n`` test images of A (all of them if fewer): scored against test B."""
-        for batch in datamodule.test_images("A", n).split(batch_size):
+    def eval_samples(self, n: int, batch_size: int, seed: int, datamodule: Any = None,
+                     shard: tuple[int, int] = (0, 1)) -> Iterator[Tensor]:
+        """G over the first ``n`` test images of A (all of them if fewer): scored against test B. With ``shard`` =
+        (rank, world size), only batches rank, rank + world, ..."""
+        rank, world = shard
+        for batch in datamodule.test_images("A", n).split(batch_size)[rank::world]:
             yield self.translate(batch, "AtoB")
 
     def draw_samples(self, n: int, seed: int, label: int | None = None, nrow: int = 8) -> Tensor:
