@@ -295,7 +295,8 @@ def to_yaml(config: DictConfig) -> str:
 # experiment, so a change there is refused.
 _RESUME_MUTABLE_PREFIXES = ("trainer.", "callbacks.", "logger.")
 _RESUME_MUTABLE_KEYS = {"run.name", "run.dir", "run.resume", "run.quiet", "data.root", "data.download",
-                        "model.max_nonfinite_batches", "model.grad_clip_d", "model.grad_clip_g", "model.lr_decay_end"}
+                        "model.max_nonfinite_batches", "model.grad_clip_d", "model.grad_clip_g", "model.lr_decay_end",
+                        "model.channels_last", "model.compile"}
 _RESUME_FROZEN_KEYS = {"trainer.precision"}
 _PRECISION_ALIASES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
 

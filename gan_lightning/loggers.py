@@ -6,6 +6,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
+import lightning as L
+import torch
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from omegaconf import DictConfig, OmegaConf
@@ -57,3 +59,15 @@ def build_loggers(config: DictConfig, run_dir: Path) -> list[Any]:
             mode=wandb_config.mode, config=OmegaConf.to_container(config, resolve=True),
         ))
     return loggers
+
+
+def publish_scalars(trainer: L.Trainer, numbers: dict[str, float]) -> None:
+    """Send scalars computed in a callback to every logger and to ``trainer.callback_metrics``.
+
+    ``pl_module.log`` from ``on_train_batch_end`` would re-emit the values with the next batch too; the
+    step is the index Lightning gives a batch's logged scalars (batches before it). ``callback_metrics`` is where
+    ``ModelCheckpoint(monitor=...)`` looks.
+    """
+    for logger in trainer.loggers:
+        logger.log_metrics(numbers, step=max(trainer.global_step - 1, 0))
+    trainer.callback_metrics.update({k: torch.tensor(v) for k, v in numbers.items()})

@@ -87,13 +87,17 @@ def g_least_squares(fake_scores: Tensor) -> Tensor:
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, epsilon: Tensor | None = None,
-                     target_norm: float = 1.0) -> Tensor:
+                     target_norm: float = 1.0, output_scale: float = 1.0) -> Tensor:
     """WGAN-GP (Gulrajani et al. 2017): mean (||grad_x C(x_hat)||_2 - 1)^2 at x_hat = eps*x + (1-eps)*G(z).
 
     Works for any sample shape: one eps per sample, broadcast over every non-batch dimension, and the norm
     is taken over all of them (not just 3 image channels). ``epsilon`` can be passed for reproducible tests.
     ``create_graph=True`` so the penalty itself is differentiated w.r.t. the critic's weights.
     Returns the penalty *without* the lambda factor.
+
+    Under fp16 autocast pass the GradScaler's scale as ``output_scale`` (PyTorch's AMP gradient-penalty recipe):
+    the critic's outputs are scaled (by scale / N, as the scaled loss's backward seeds them) before ``autograd.grad``
+    so its fp16 backward does not underflow, and the input gradients are unscaled (in fp32) before the norm.
     """
     if real.shape != fake.shape:
         raise ValueError(f"gradient_penalty: real {tuple(real.shape)} and fake {tuple(fake.shape)} differ")
@@ -103,8 +107,11 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     epsilon = epsilon.reshape(per_sample)  # one mixing weight per sample, never per feature
     interpolates = (epsilon * real.detach() + (1 - epsilon) * fake.detach()).requires_grad_(True)
     scores = critic(interpolates)
-    (grads,) = torch.autograd.grad(scores.sum(), interpolates, create_graph=True)
-    norms = grads.flatten(1).to(torch.promote_types(grads.dtype, torch.float32)).norm(2, dim=1)  # >= fp32 under AMP
+    # Seeded like the scaled loss's backward (scale / N per output, N = batch): scale x 1 per output overflows fp16.
+    seed = output_scale / scores.numel() if output_scale != 1.0 else 1.0
+    (grads,) = torch.autograd.grad(scores.sum() * seed, interpolates, create_graph=True)
+    grads = grads.to(torch.promote_types(grads.dtype, torch.float32)) / seed  # >= fp32 under AMP
+    norms = grads.flatten(1).norm(2, dim=1)
     return ((norms - target_norm) ** 2).mean()
 
 

@@ -213,6 +213,7 @@ def prepare(config: DictConfig, dry_run: bool = False) -> Prepared:
     if model.config.pack > 1 and config.data.batch_size % model.config.pack:
         raise ConfigError(f"model.pack: {model.config.pack} does not divide data.batch_size={config.data.batch_size}")
     trainer = build_trainer(config, run_dir, datamodule)
+    _check_sync_batchnorm(config, trainer)
     if check_data:
         datamodule.check_batches(trainer.world_size)
     model.build_optimizers(trainer.max_steps, trainer.max_epochs)
@@ -221,6 +222,15 @@ def prepare(config: DictConfig, dry_run: bool = False) -> Prepared:
         prepared.resume_step = int(checkpoint.get("global_step", 0))
         _check_resume(checkpoint, ckpt_path, prepared, check_data)
     return prepared
+
+
+def _check_sync_batchnorm(config: DictConfig, trainer: L.Trainer) -> None:
+    """SyncBatchNorm all-reduces batch statistics on GPU-like devices only; torch raises at the first forward on CPU
+    ranks, once per rank. Say it once, before anything starts."""
+    device = trainer.strategy.root_device.type
+    if config.trainer.get("sync_batchnorm") and trainer.world_size > 1 and device not in ("cuda", "xpu", "hpu"):
+        raise ConfigError(f"trainer.sync_batchnorm: SyncBatchNorm needs GPU (cuda/xpu/hpu) ranks, these are {device}; "
+                          "set trainer.sync_batchnorm=false or train on GPUs")
 
 
 def _is_launch_rank_zero() -> bool:

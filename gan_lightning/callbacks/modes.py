@@ -16,7 +16,8 @@ from typing import Any
 import lightning as L
 import torch
 
-from gan_lightning.callbacks.periodic import PeriodicCallback, publish_scalars
+from gan_lightning.callbacks.periodic import PeriodicCallback
+from gan_lightning.loggers import publish_scalars
 from gan_lightning.metrics.modes import mode_stats, scatter_plot
 
 

@@ -73,15 +73,3 @@ def broadcast_buffers(module: torch.nn.Module) -> None:
     """Rank 0's buffers on every rank, what DDP does at the start of each forward."""
     for buffer in module.buffers():
         torch.distributed.broadcast(buffer, src=0)
-
-
-def publish_scalars(trainer: L.Trainer, numbers: dict[str, float]) -> None:
-    """Send scalars computed in a callback to every logger and to ``trainer.callback_metrics``.
-
-    ``pl_module.log`` from ``on_train_batch_end`` would re-emit the values with the next batch too; the
-    step is the index Lightning gives this batch's ``train/*`` scalars. ``callback_metrics`` is where
-    ``ModelCheckpoint(monitor=...)`` looks.
-    """
-    for logger in trainer.loggers:
-        logger.log_metrics(numbers, step=max(trainer.global_step - 1, 0))
-    trainer.callback_metrics.update({k: torch.tensor(v) for k, v in numbers.items()})

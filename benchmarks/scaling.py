@@ -1,0 +1,321 @@
+"""Scaling figures, measured side by side in one run.
+
+``steps``: the framework's training step (Lightning Trainer, manual optimization, the divergence guard, per-step
+logging to a CSV logger every 50 batches) against a plain PyTorch loop doing the same work: the same networks and
+initial weights, the same device-resident batches, one G forward per batch, the D step on detached fakes, the G
+step every n_critic batches, the same losses and Adam settings, and under 16-mixed one GradScaler for both
+optimizers (the gradient penalty by PyTorch's AMP recipe), under bf16-mixed autocast alone. Both loops read their
+losses once per batch, as a loop that logs them would. Recipes:
+
+  dcgan64    DCGAN nets (width 64, batchnorm), 3x64x64, batch 128, non-saturating, Adam(2e-4, 0.5, 0.999)
+  wgan_gp32  DCGAN nets with a layer-norm critic, 3x32x32, batch 64, Wasserstein + 10 x GP, n_critic 5, Adam(1e-4, 0, 0.9)
+  dcgan28    the shipped dcgan_mnist nets at width 32, 1x28x28, batch 64 (the CPU row)
+  toy        gan_grid's MLPs (3 x 128 hidden, 2-D points, latent 2), batch 1000, Adam(1e-3, 0.5, 0.999)
+
+``--speedups`` adds framework rows with model.channels_last and model.compile, and cudnn.benchmark on/off.
+
+``ddp``: images/s of `gan-lightning train` on 2 CPU processes (gloo) against 1, the same per-process batch, from
+the wall time of a long and a short run (start-up cancels out).
+
+Usage:
+  python benchmarks/scaling.py steps --device cpu --recipes dcgan28 wgan_gp32 toy --threads 1
+  python benchmarks/scaling.py steps --device cuda --recipes dcgan64 wgan_gp32 --precisions 32 16-mixed bf16-mixed --speedups
+  python benchmarks/scaling.py ddp
+Framework and plain alternate within each repeat and the median is reported, so background load hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import CSVLogger
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_step import StepTimer  # noqa: E402
+
+from gan_lightning.models import DCGAN, WGANGP, VanillaGAN  # noqa: E402
+
+
+@dataclass
+class Recipe:
+    model: type
+    config: dict[str, Any]
+    shape: tuple[int, ...]
+    batch_size: int
+    loss: str  # non_saturating | wasserstein
+    lr: float
+    betas: tuple[float, float]
+    penalty: float = 0.0
+    n_critic: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+RECIPES = {
+    "dcgan64": Recipe(DCGAN, {"width_g": 64, "width_d": 64, "latent_dim": 100}, (3, 64, 64), 128, "non_saturating",
+                      2e-4, (0.5, 0.999)),
+    "wgan_gp32": Recipe(WGANGP, {"width_g": 64, "width_d": 64, "latent_dim": 128}, (3, 32, 32), 64, "wasserstein",
+                        1e-4, (0.0, 0.9), penalty=10.0, n_critic=5),
+    "dcgan28": Recipe(DCGAN, {"width_g": 32, "width_d": 32, "latent_dim": 100}, (1, 28, 28), 64, "non_saturating",
+                      2e-4, (0.5, 0.999)),
+    "toy": Recipe(VanillaGAN, {"hidden_g": [128] * 3, "hidden_d": [128] * 3, "latent_dim": 2, "lr_g": 1e-3,
+                               "lr_d": 1e-3}, (2,), 1000, "non_saturating", 1e-3, (0.5, 0.999)),
+}
+
+AMP_DTYPES = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
+
+
+class DeviceBatches:
+    """An endless loader of pre-made batches already on the device: both loops pay nothing for data."""
+
+    def __init__(self, shape: tuple[int, ...], batch_size: int, device: torch.device, count: int = 8):
+        generator = torch.Generator().manual_seed(0)
+        self.batches = [(torch.rand(batch_size, *shape, generator=generator) * 2 - 1).to(device)
+                        for _ in range(count)]
+
+    def __iter__(self) -> Iterator[Tensor]:
+        index = 0
+        while True:
+            yield self.batches[index % len(self.batches)]
+            index += 1
+
+    def __len__(self) -> int:
+        return 10**9
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+class DeviceStepTimer(StepTimer):
+    """StepTimer that waits for the device's queued work at both ends of the timed window."""
+
+    def __init__(self, warmup: int, device: torch.device):
+        super().__init__(warmup)
+        self.device = device
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        if trainer.global_step == self.warmup:
+            synchronize(self.device)
+        super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
+
+    def on_train_end(self, trainer, pl_module):
+        synchronize(self.device)
+        super().on_train_end(trainer, pl_module)
+
+
+def build_model(recipe: Recipe, **options: Any) -> L.LightningModule:
+    torch.manual_seed(0)
+    config = {**recipe.config, "lr_g": recipe.lr, "lr_d": recipe.lr, "beta1": recipe.betas[0],
+              "beta2": recipe.betas[1], **options}
+    return recipe.model(config, recipe.shape)
+
+
+def framework_seconds(model: L.LightningModule, data: DeviceBatches, device: torch.device, precision: str,
+                      steps: int, warmup: int, benchmark: bool | None = None) -> float:
+    timer = DeviceStepTimer(warmup, device)
+    with tempfile.TemporaryDirectory() as logs:
+        trainer = L.Trainer(max_steps=steps + warmup, accelerator=device.type, devices=1, precision=precision,
+                            logger=CSVLogger(logs), log_every_n_steps=50, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False, callbacks=[timer],
+                            benchmark=benchmark)
+        trainer.fit(model, data)
+    return (timer.end - timer.start) / steps
+
+
+def plain_penalty(critic: nn.Module, real: Tensor, fake: Tensor, scaler: torch.amp.GradScaler) -> Tensor:
+    """(||grad C(x_hat)|| - 1)^2 with PyTorch's AMP recipe: scaled outputs into autograd.grad, unscaled gradients."""
+    eps = torch.rand(real.shape[0], 1, 1, 1, device=real.device)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    scores = critic(x_hat)
+    seed = scaler.get_scale() / scores.numel() if scaler.is_enabled() else 1.0
+    (grads,) = torch.autograd.grad(scores.sum() * seed, x_hat, create_graph=True)
+    return ((grads.float() / seed).flatten(1).norm(2, dim=1) - 1).pow(2).mean()
+
+
+def plain_seconds(model: L.LightningModule, recipe: Recipe, data: DeviceBatches, device: torch.device,
+                  precision: str, steps: int, warmup: int) -> float:
+    G, D = model.generator.to(device), model.discriminator.to(device)
+    opt_d = torch.optim.Adam(D.parameters(), lr=recipe.lr, betas=recipe.betas)
+    opt_g = torch.optim.Adam(G.parameters(), lr=recipe.lr, betas=recipe.betas)
+    amp_dtype = AMP_DTYPES.get(precision)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
+    latent_dim = recipe.config["latent_dim"]
+
+    def autocast() -> Any:
+        return torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()
+
+    def d_loss_fn(real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+        if recipe.loss == "wasserstein":
+            return fake_scores.mean() - real_scores.mean()
+        return (F.binary_cross_entropy_with_logits(real_scores, torch.ones_like(real_scores))
+                + F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores)))
+
+    def g_loss_fn(fake_scores: Tensor) -> Tensor:
+        if recipe.loss == "wasserstein":
+            return -fake_scores.mean()
+        return F.binary_cross_entropy_with_logits(fake_scores, torch.ones_like(fake_scores))
+
+    def update(optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    batches = iter(data)
+    start = None
+    for step in range(steps + warmup):
+        if step == warmup:
+            synchronize(device)
+            start = time.perf_counter()
+        real = next(batches)
+        generator_turn = (step + 1) % recipe.n_critic == 0
+        with autocast():
+            with torch.set_grad_enabled(generator_turn):
+                fake = G(torch.randn(real.shape[0], latent_dim, device=device))
+            d_loss = d_loss_fn(D(real), D(fake.detach()))
+            if recipe.penalty:
+                d_loss = d_loss + recipe.penalty * plain_penalty(D, real, fake.detach(), scaler)
+        for param in G.parameters():  # as the framework's toggle: no G gradients in the D step
+            param.requires_grad_(False)
+        update(opt_d, d_loss)
+        for param in G.parameters():
+            param.requires_grad_(True)
+        losses = [d_loss]
+        if generator_turn:
+            for param in D.parameters():
+                param.requires_grad_(False)
+            with autocast():
+                g_loss = g_loss_fn(D(fake))
+            update(opt_g, g_loss)
+            for param in D.parameters():
+                param.requires_grad_(True)
+            losses.append(g_loss)
+        _ = [loss.item() for loss in losses]  # read once per batch, as a loop that logs them would
+    synchronize(device)
+    return (time.perf_counter() - start) / steps
+
+
+def median_pair(first: Callable[[], float], second: Callable[[], float], repeats: int) -> tuple[float, float]:
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(first())
+        b.append(second())
+    return statistics.median(a), statistics.median(b)
+
+
+def run_steps(args: argparse.Namespace) -> None:
+    device = torch.device(args.device)
+    print(f"device {device}{' (' + torch.cuda.get_device_name() + ')' if device.type == 'cuda' else ''}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}, lightning {L.__version__}; "
+          f"median of {args.repeats} x {args.steps} steps after {args.warmup} warm-up")
+    print(f"{'recipe':10s} {'precision':11s} {'variant':22s} {'framework ms':>12s} {'plain ms':>9s} "
+          f"{'ratio':>6s} {'images/s':>9s}")
+    for name in args.recipes:
+        recipe = RECIPES[name]
+        data = DeviceBatches(recipe.shape, recipe.batch_size, device)
+        for precision in args.precisions:
+            template = build_model(recipe)
+            framework, plain = median_pair(
+                lambda: framework_seconds(copy.deepcopy(template), data, device, precision, args.steps,
+                                          args.warmup),
+                lambda: plain_seconds(copy.deepcopy(template), recipe, data, device, precision, args.steps,
+                                      args.warmup), args.repeats)
+            print(f"{name:10s} {precision:11s} {'default':22s} {1000 * framework:12.2f} {1000 * plain:9.2f} "
+                  f"{framework / plain:6.3f} {recipe.batch_size / framework:9.0f}", flush=True)
+            if not args.speedups or len(recipe.shape) != 3:
+                continue
+            variants: list[tuple[str, dict[str, Any], bool | None]] = [
+                ("channels_last", {"channels_last": True}, None), ("compile", {"compile": True}, None),
+                ("channels_last+compile", {"channels_last": True, "compile": True}, None)]
+            if device.type == "cuda":
+                variants.append(("cudnn.benchmark", {}, True))
+            for label, options, benchmark in variants:
+                try:
+                    model = build_model(recipe, **options)
+                    seconds = statistics.median(
+                        framework_seconds(copy.deepcopy(model) if not options.get("compile") else model, data,
+                                          device, precision, args.steps, args.warmup, benchmark)
+                        for _ in range(args.repeats))
+                except Exception as error:  # report what fails (e.g. compile and double backward), go on
+                    print(f"{name:10s} {precision:11s} {label:22s} failed: {' '.join(str(error).split())[:160]}")
+                    continue
+                print(f"{name:10s} {precision:11s} {label:22s} {1000 * seconds:12.2f} {'':9s} "
+                      f"{framework / seconds:5.2f}x {recipe.batch_size / seconds:9.0f}  (speedup over default)",
+                      flush=True)
+
+
+def cli_seconds(processes: int, steps: int, data_root: Path, threads: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "gan_lightning", "train", "dcgan_mnist", f"data.root={data_root}",
+                   "data.download=false", f"trainer.max_steps={steps}", f"run.dir={tmp}/run", "run.quiet=true",
+                   "callbacks.metrics.enabled=false", "callbacks.samples.every_n_steps=100000",
+                   "callbacks.checkpoint.every_n_steps=100000", "trainer.accelerator=cpu",
+                   f"trainer.devices={processes}"]
+        env = {**__import__("os").environ, "OMP_NUM_THREADS": str(threads)}
+        start = time.perf_counter()
+        subprocess.run(command, check=True, env=env, capture_output=True)
+        return time.perf_counter() - start
+
+
+def run_ddp(args: argparse.Namespace) -> None:
+    print(f"gan-lightning train dcgan_mnist (batch 64 per process) on CPU, {args.threads} thread(s) per process; "
+          f"per-batch time = (wall({args.long}) - wall({args.short})) / {args.long - args.short}")
+    per_batch = {}
+    for processes in (1, 2):
+        long_runs = [cli_seconds(processes, args.long, args.data_root, args.threads) for _ in range(args.repeats)]
+        short_runs = [cli_seconds(processes, args.short, args.data_root, args.threads) for _ in range(args.repeats)]
+        per_batch[processes] = (statistics.median(long_runs) - statistics.median(short_runs)) / (args.long - args.short)
+        images = 64 * processes / per_batch[processes]
+        print(f"  {processes} process(es): {1000 * per_batch[processes]:7.1f} ms/batch, {images:7.1f} images/s")
+    print(f"  2-process throughput / 1-process = {per_batch[1] * 2 / per_batch[2]:.2f}x (ideal 2.00x)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    steps = sub.add_parser("steps")
+    steps.add_argument("--device", default="cpu")
+    steps.add_argument("--recipes", nargs="+", default=["dcgan28", "wgan_gp32", "toy"], choices=list(RECIPES))
+    steps.add_argument("--precisions", nargs="+", default=["32"])
+    steps.add_argument("--steps", type=int, default=50)
+    steps.add_argument("--warmup", type=int, default=10)
+    steps.add_argument("--repeats", type=int, default=3)
+    steps.add_argument("--threads", type=int, default=None)
+    steps.add_argument("--speedups", action="store_true")
+    ddp = sub.add_parser("ddp")
+    ddp.add_argument("--short", type=int, default=10)
+    ddp.add_argument("--long", type=int, default=60)
+    ddp.add_argument("--repeats", type=int, default=2)
+    ddp.add_argument("--threads", type=int, default=1)
+    ddp.add_argument("--data-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if args.command == "steps":
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        run_steps(args)
+    else:
+        run_ddp(args)
+
+
+if __name__ == "__main__":
+    main()
