@@ -1,12 +1,14 @@
-"""Launching under torchrun and SLURM: what the framework does under those launchers.
+"""Launching under torchrun and SLURM: the scripts in scripts/ and what the framework does under those launchers.
 
-SLURM's and torchrun's variables are set by hand; a fake ``scontrol`` first on PATH records any call.
+The scripts run with fake ``torchrun``/``srun``/``scontrol``/``nvidia-smi`` first on PATH, which record their
+arguments; SLURM's and torchrun's variables are set by hand. One real 2-process torchrun run when torchrun exists.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +21,8 @@ from tests.conftest import tiny_overrides
 from tests.test_reliability import _wait_for, ckpt
 
 REPO = Path(__file__).resolve().parents[1]
+SCRIPTS = REPO / "scripts"
+LAUNCH_KEYS = ["trainer.strategy=ddp"]
 
 
 def fake_bin(folder: Path, exits: dict[str, list[int]] | None = None, gpus: int = 0) -> Path:
@@ -46,6 +50,84 @@ def calls(folder: Path, name: str) -> list[list[str]]:
     log = folder / f"{name}.calls"
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
+
+def run_script(script: str, args: list[str], cwd: Path, bin_dir: Path, **env: str) -> subprocess.CompletedProcess:
+    environment = {key: value for key, value in os.environ.items()
+                   if not key.startswith(("SLURM_", "TORCHELASTIC_")) and key not in ("NPROC", "NNODES", "NODE_RANK")}
+    environment.update(PATH=f"{bin_dir}:{environment['PATH']}", **env)
+    return subprocess.run(["bash", str(SCRIPTS / script), *args], cwd=cwd, env=environment, capture_output=True,
+                          text=True, timeout=60)
+
+
+# --- torchrun scripts --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("gpus, env, nproc", [(2, {}, "2"), (0, {}, "1"), (2, {"NPROC": "3"}, "3")],
+                         ids=["every-gpu", "no-gpu", "NPROC"])
+def test_torchrun_single_node_script_passes_the_launch_to_torchrun_and_lightning(tmp_path: Path, gpus: int,
+                                                                                 env: dict, nproc: str) -> None:
+    bin_dir = fake_bin(tmp_path / "bin", gpus=gpus)
+    result = run_script("torchrun_single_node.sh", ["data.batch_size=8", "--resume"], tmp_path, bin_dir,
+                        EXPERIMENT="wgan_gp_mnist", **env)
+    assert result.returncode == 0, result.stderr
+    assert calls(bin_dir, "torchrun") == [[
+        "--standalone", f"--nproc_per_node={nproc}", "-m", "gan_lightning", "train", "wgan_gp_mnist",
+        "data.batch_size=8", "--resume", f"trainer.devices={nproc}", "trainer.num_nodes=1", *LAUNCH_KEYS]]
+
+
+def test_torchrun_multi_node_script_passes_the_node_and_rendezvous(tmp_path: Path) -> None:
+    bin_dir = fake_bin(tmp_path / "bin", gpus=8)
+    result = run_script("torchrun_multi_node.sh", ["run.dir=/shared/x"], tmp_path, bin_dir, NNODES="3",
+                        NODE_RANK="1", MASTER_ADDR="node0")
+    assert result.returncode == 0, result.stderr
+    assert calls(bin_dir, "torchrun") == [[
+        "--nnodes=3", "--node_rank=1", "--nproc_per_node=8", "--master_addr=node0", "--master_port=29500",
+        "-m", "gan_lightning", "train", "dcgan_mnist", "run.dir=/shared/x", "trainer.devices=8",
+        "trainer.num_nodes=3", *LAUNCH_KEYS]]
+    missing = run_script("torchrun_multi_node.sh", [], tmp_path, bin_dir, MASTER_ADDR="node0")
+    assert missing.returncode != 0 and "NODE_RANK: set it to the index of this node" in missing.stderr
+    assert len(calls(bin_dir, "torchrun")) == 1
+
+
+# --- the SLURM batch script ---------------------------------------------------------------------------------------
+SLURM_ALLOCATION = {"SLURM_JOB_ID": "4242", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "3"}
+
+
+def test_sbatch_requeues_after_a_stop_and_the_requeued_job_resumes(tmp_path: Path) -> None:
+    bin_dir = fake_bin(tmp_path / "bin", exits={"srun": [138, 0]})
+    run_dir = tmp_path / "runs" / "wgan_gp_mnist-4242"
+    expected = ["gan-lightning", "train", "experiments/wgan_gp_mnist.yaml", "model.lr_g=1e-4",
+                "run.dir=runs/wgan_gp_mnist-4242", "trainer.devices=2", "trainer.num_nodes=3", *LAUNCH_KEYS]
+    env = {**SLURM_ALLOCATION, "EXPERIMENT": "experiments/wgan_gp_mnist.yaml"}
+
+    first = run_script("slurm_train.sbatch", ["model.lr_g=1e-4"], tmp_path, bin_dir, **env)
+    assert first.returncode == 138 and "requeueing job 4242 after exit status 138" in first.stderr
+    assert calls(bin_dir, "srun") == [expected]  # nothing to resume yet
+    assert calls(bin_dir, "scontrol") == [["requeue", "4242"]]
+
+    # The stopped run left its checkpoint; SLURM starts the script again (same job id, same arguments).
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"")
+    second = run_script("slurm_train.sbatch", ["model.lr_g=1e-4"], tmp_path, bin_dir, SLURM_RESTART_COUNT="1", **env)
+    assert second.returncode == 0, second.stderr
+    assert calls(bin_dir, "srun")[1] == [*expected, "--resume"]
+    assert len(calls(bin_dir, "scontrol")) == 1  # finished: no further requeue
+
+
+@pytest.mark.parametrize("status, requeued", [(143, True), (130, False), (1, False), (2, False)])
+def test_sbatch_requeues_only_after_a_scheduler_stop(tmp_path: Path, status: int, requeued: bool) -> None:
+    bin_dir = fake_bin(tmp_path / "bin", exits={"srun": [status]})
+    result = run_script("slurm_train.sbatch", [], tmp_path, bin_dir, RUN_DIR=str(tmp_path / "mine"),
+                        **SLURM_ALLOCATION)
+    assert result.returncode == status
+    assert calls(bin_dir, "srun")[0][3] == f"run.dir={tmp_path / 'mine'}"
+    assert calls(bin_dir, "scontrol") == ([["requeue", "4242"]] if requeued else [])
+
+
+def test_sbatch_refuses_a_run_dir_override(tmp_path: Path) -> None:
+    bin_dir = fake_bin(tmp_path / "bin")
+    result = run_script("slurm_train.sbatch", ["run.dir=elsewhere"], tmp_path, bin_dir, **SLURM_ALLOCATION)
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [
+        "error: run.dir=elsewhere: set RUN_DIR=... instead (the requeued job looks for its checkpoint there)"]
+    assert calls(bin_dir, "srun") == []
 
 
 # --- the framework under srun and torchrun --------------------------------------------------------------------------
@@ -112,3 +194,19 @@ def test_dry_run_checks_devices_against_the_launcher(fake_mnist: Path, tmp_path:
     err = capsys.readouterr().err.strip()
     assert (code, err) == ((2, message) if message else (0, "")), err
     assert not run.exists()
+
+
+@pytest.mark.skipif(shutil.which("torchrun") is None, reason="torchrun is not on PATH")
+def test_torchrun_script_trains_two_cpu_processes_and_resumes(fake_mnist: Path, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("SLURM_")}
+    environment.update(NPROC="2", PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    for steps, extra in ((4, []), (8, ["--resume"])):
+        result = subprocess.run(["bash", str(SCRIPTS / "torchrun_single_node.sh"),
+                                 *tiny_overrides(fake_mnist, run, steps), "trainer.accelerator=cpu", *extra],
+                                cwd=REPO, env=environment, capture_output=True, text=True, timeout=240)
+        assert result.returncode == 0, result.stderr[-2000:]
+        checkpoint = ckpt(run)
+        assert checkpoint["global_step"] == steps and int(checkpoint["state_dict"]["batches_seen"]) == steps
+        assert len(checkpoint["rng_states_per_rank"]) == 2  # both ranks took part
+    assert [entry.name for entry in (run / "checkpoints").iterdir()] == ["last.ckpt"]
