@@ -1,9 +1,13 @@
 """The run directory: checks before anything is written, and one run at a time per directory.
 
-The lock is a file, ``<run dir>/.lock``, created with O_EXCL and holding ``host pid``. A second run on the same
-directory is refused while the holder lives; a lock whose process is gone (same host, pid not running) is stale and
-taken over, so a run killed with SIGKILL never blocks its directory. A lock from another host cannot be checked:
-the message names it, to be deleted by hand once that run is known to be dead.
+The lock is a file, ``<run dir>/.lock``, created with O_EXCL and holding ``host pid`` (plus ``SLURM_JOB_ID
+SLURM_RESTART_COUNT`` inside a SLURM job). A second run on the same directory is refused while the holder lives; a
+lock whose process is gone (same host, pid not running) is stale and taken over, so a run killed with SIGKILL never
+blocks its directory. A lock left by an earlier incarnation of the current SLURM job (same job id, lower restart
+count: a requeued job whose previous run was killed, restarting on this or another node) is stale too: SLURM runs
+one incarnation of a job at a time. Any other lock from another host cannot be checked: the message names it, to be
+deleted by hand once that run is known to be dead. The restart count, not the job id alone, tells incarnations
+apart: two trainings in one allocation share the job id and must still exclude each other.
 """
 
 from __future__ import annotations
@@ -34,6 +38,12 @@ def check_writable(path: str | Path, key: str) -> None:
         raise GanLightningError(f"{key}: cannot write to {path}: {existing} is not writable")
 
 
+def _slurm_incarnation() -> tuple[str, int] | None:
+    """This process's SLURM job id and restart count (0 before any requeue), or None outside SLURM."""
+    job = os.environ.get("SLURM_JOB_ID")
+    return (job, int(os.environ.get("SLURM_RESTART_COUNT") or 0)) if job else None
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -51,10 +61,13 @@ class RunDirLock:
         self.path = Path(run_dir) / LOCK_NAME
         self.held = False
 
-    def _owner(self) -> tuple[str, int] | None:
+    def _owner(self) -> tuple[str, int, tuple[str, int] | None] | None:
+        """(host, pid, (SLURM job id, restart count) or None); locks written before the SLURM fields read too."""
         try:
-            host, pid = self.path.read_text().split()
-            return host, int(pid)
+            fields = self.path.read_text().split()
+            if len(fields) not in (2, 4):
+                raise ValueError(fields)
+            return fields[0], int(fields[1]), (fields[2], int(fields[3])) if len(fields) == 4 else None
         except (OSError, ValueError):
             return None  # vanished, or half-written by a holder killed at creation: treated as stale
 
@@ -63,10 +76,14 @@ class RunDirLock:
         owner = self._owner() if self.path.is_file() else None
         if owner is None:
             return
-        host, pid = owner
+        host, pid, job = owner
+        current = _slurm_incarnation()
+        if job is not None and current is not None and job[0] == current[0] and job[1] < current[1]:
+            return  # left by an earlier incarnation of this requeued job, on any host (its pid may be reused)
         if host != socket.gethostname():
-            raise RunDirBusyError(f"run.dir: {self.path.parent} is locked by process {pid} on host {host}; if that "
-                                  f"run is dead, delete {self.path}")
+            where = f"host {host}" + (f" (SLURM job {job[0]}, restart {job[1]})" if job else "")
+            raise RunDirBusyError(f"run.dir: {self.path.parent} is locked by process {pid} on {where}; if that run "
+                                  f"is dead, delete {self.path}")
         if _pid_alive(pid) and pid != os.getpid():
             raise RunDirBusyError(f"run.dir: {self.path.parent} is in use by a running training (process {pid}); "
                                   "wait for it or choose another run.dir")
@@ -78,10 +95,11 @@ class RunDirLock:
                 handle = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
                 self.check()
-                self.path.unlink(missing_ok=True)  # stale: its process is gone
+                self.path.unlink(missing_ok=True)  # stale: its process (or its SLURM job incarnation) is gone
                 continue
             with os.fdopen(handle, "w") as file:
-                file.write(f"{socket.gethostname()} {os.getpid()}\n")
+                file.write(" ".join(map(str, (socket.gethostname(), os.getpid(), *(_slurm_incarnation() or ()))))
+                           + "\n")
             self.held = True
             return
         raise RunDirBusyError(f"run.dir: could not take the lock {self.path} (another run took it at the same time)")

@@ -105,11 +105,25 @@ def _several_processes(trainer_kwargs: dict[str, Any]) -> bool:
     return isinstance(devices, int) and (devices > 1 or devices == -1)
 
 
+def _external_launcher() -> tuple[str, int] | None:
+    """("torchrun" or "srun", processes it started) when one of them started this process, else None."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
+
+    if TorchElasticEnvironment.detect():  # first, as in Lightning: torchrun can run inside a SLURM job
+        return "torchrun", int(os.environ.get("WORLD_SIZE", "1"))
+    if SLURMEnvironment.detect():
+        return "srun", int(os.environ.get("SLURM_NTASKS", "1"))
+    return None
+
+
 def _strategy(trainer_kwargs: dict[str, Any]) -> dict[str, Any]:
     # Alternating updates leave one network without gradients in each backward: DDP must know, whether the
-    # strategy is named or Lightning would choose DDP itself for several devices or nodes.
+    # strategy is named or Lightning would choose DDP itself for several devices or nodes. Processes started by
+    # torchrun or srun get DDP too: with "auto" and trainer.devices=1 Lightning would let each train on its own
+    # (all writing one run directory); under DDP a devices/num_nodes mismatch is refused (build_trainer).
     strategy = trainer_kwargs.get("strategy", "auto")
-    if strategy == "auto" and _several_processes(trainer_kwargs):
+    launcher = _external_launcher()
+    if strategy == "auto" and (_several_processes(trainer_kwargs) or (launcher is not None and launcher[1] > 1)):
         strategy = "ddp"
     if strategy in _DDP_START_METHODS:
         from lightning.pytorch.strategies import DDPStrategy
@@ -128,16 +142,38 @@ def silence_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _cluster_environment() -> list[Any]:
+    """Under srun, Lightning's SLURM environment without its auto-requeue: SIGUSR1 belongs to interrupts.py (save
+    last.ckpt, exit 138) and the batch script requeues (scripts/slurm_train.sbatch). Lightning's own handler would
+    save an hpc_ckpt_N.ckpt, which it loads by itself on the next start, past the resume checks, and requeue from
+    inside the job."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    launcher = _external_launcher()
+    if launcher is None or launcher[0] != "srun":
+        return []
+    try:
+        return [SLURMEnvironment(auto_requeue=False)]
+    except RuntimeError as error:  # e.g. --ntasks without --ntasks-per-node
+        raise ConfigError(f"SLURM: {' '.join(str(error).split())}") from None
+
+
 def build_trainer(config: DictConfig, run_dir: Path, datamodule: L.LightningDataModule) -> L.Trainer:
     kwargs = _strategy(dict(config.trainer))
     quiet = config.run.quiet
     if quiet:
         silence_lightning()
     try:
-        return L.Trainer(logger=build_loggers(config, run_dir) or False,
-                         callbacks=build_callbacks(config, run_dir, datamodule), plugins=[SafeCheckpointIO()],
-                         default_root_dir=str(run_dir), enable_progress_bar=not quiet, enable_model_summary=not quiet,
-                         **kwargs)
+        trainer = L.Trainer(logger=build_loggers(config, run_dir) or False,
+                            callbacks=build_callbacks(config, run_dir, datamodule),
+                            plugins=[SafeCheckpointIO(), *_cluster_environment()], default_root_dir=str(run_dir),
+                            enable_progress_bar=not quiet, enable_model_summary=not quiet, **kwargs)
+        # Lightning checks trainer.devices/num_nodes against torchrun's or srun's process counts only when fit
+        # launches (a traceback after the run directory is written); check now, so --dry-run catches it.
+        environment = getattr(trainer.strategy, "cluster_environment", None)
+        if environment is not None and environment.creates_processes_externally:
+            environment.validate_settings(num_devices=trainer.num_devices, num_nodes=trainer.num_nodes)
+        return trainer
     except (ValueError, TypeError, AssertionError, MisconfigurationException) as error:
         raise ConfigError(f"trainer: {' '.join(str(error).split()) or type(error).__name__}") from None
 

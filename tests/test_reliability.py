@@ -246,6 +246,44 @@ def test_a_lock_from_another_host_is_respected(fake_mnist: Path, tmp_path: Path,
     assert sorted(p.name for p in run.iterdir()) == [".lock"]
 
 
+
+@pytest.mark.parametrize("lock, job, taken_over", [
+    ("some-other-node 12345 777 0", "777", True),  # requeued job: its previous incarnation died on another node
+    ("some-other-node 12345 777 0", "778", False),  # another job's run
+    ("some-other-node 12345 777 1", "777", False),  # this very incarnation on another node (two trainings, one job)
+    ("some-other-node 12345", "777", False),  # a lock written before locks named SLURM jobs
+], ids=["same-job-earlier-incarnation", "other-job", "same-incarnation", "old-two-field-lock"])
+def test_a_requeued_slurm_job_takes_over_its_own_lock_only(fake_mnist: Path, tmp_path: Path, capsys, monkeypatch,
+                                                            lock: str, job: str, taken_over: bool) -> None:
+    monkeypatch.setenv("SLURM_JOB_ID", job)
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".lock").write_text(lock + "\n")
+    code = main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 2)])
+    err = capsys.readouterr().err.strip()
+    if taken_over:
+        assert code == 0 and ckpt(run)["global_step"] == 2 and not (run / ".lock").exists(), err
+    else:
+        named = " (SLURM job {}, restart {})".format(*lock.split()[2:]) if len(lock.split()) == 4 else ""
+        assert code == 1 and err == (f"error: run.dir: {run} is locked by process 12345 on host some-other-node"
+                                     f"{named}; if that run is dead, delete {run / '.lock'}")
+        assert sorted(p.name for p in run.iterdir()) == [".lock"]
+
+
+def test_the_lock_names_the_slurm_job_and_its_restart(tmp_path: Path, monkeypatch) -> None:
+    import socket
+
+    from gan_lightning.rundir import RunDirLock
+
+    monkeypatch.setenv("SLURM_JOB_ID", "4242")
+    monkeypatch.delenv("SLURM_RESTART_COUNT", raising=False)  # unset until the first requeue
+    with RunDirLock(tmp_path):
+        assert (tmp_path / ".lock").read_text() == f"{socket.gethostname()} {os.getpid()} 4242 0\n"
+    monkeypatch.delenv("SLURM_JOB_ID")
+    with RunDirLock(tmp_path):
+        assert (tmp_path / ".lock").read_text() == f"{socket.gethostname()} {os.getpid()}\n"
+
 # --- 6. resume with a changed config ----------------------------------------------------------------------------------
 def test_resume_refuses_changes_that_cannot_apply_mid_run(fake_mnist: Path, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
