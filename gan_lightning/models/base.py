@@ -184,6 +184,9 @@ class GANModule(L.LightningModule, abc.ABC):
                 net.compile()
         # A buffer, so it is checkpointed with the weights and resume continues the D/G rhythm.
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
+        # Its value on the host, read from the buffer once per fit: reading a GPU buffer every batch would wait for
+        # the device each time and stall the queue of kernels.
+        self._batch_count: int | None = None
         self._rng_to_restore: dict[str, Any] | None = None
         self._counted_step_taken = False
         # Divergence guard state (checkpointed in on_save_checkpoint, not in the state dict, so checkpoints
@@ -469,7 +472,9 @@ class GANModule(L.LightningModule, abc.ABC):
         opt_d, opt_g = self.optimizers()
         self._counted_step_taken = False
         buffers = self._buffer_snapshot()
-        generator_turn = (int(self.batches_seen) + 1) % self.config.n_critic == 0
+        if self._batch_count is None:
+            self._batch_count = int(self.batches_seen)
+        generator_turn = (self._batch_count + 1) % self.config.n_critic == 0
         with torch.set_grad_enabled(generator_turn):  # no G graph on critic-only batches
             fakes = self.make_fakes(real, labels)
         detached = tree_map(lambda t: t.detach() if isinstance(t, Tensor) else t, fakes)
@@ -488,6 +493,7 @@ class GANModule(L.LightningModule, abc.ABC):
             batch_ok = batch_ok and g_ok
         self._guard_batch(batch_ok, buffers)
         self.batches_seen += 1
+        self._batch_count += 1
         for scheduler in self._schedulers():
             scheduler.step()
         self._step_logs = {k: v.detach() for k, v in logs.items()}
@@ -548,7 +554,8 @@ class GANModule(L.LightningModule, abc.ABC):
     def _buffer_snapshot(self) -> list[tuple[Tensor, Tensor]]:
         """Copies of the floating-point buffers (batchnorm statistics...) as they were before this batch: a NaN batch
         poisons them in the forward pass, before its loss can be checked."""
-        return [(buffer, buffer.detach().clone()) for buffer in self.buffers() if buffer.is_floating_point()]
+        buffers = [buffer.detach() for buffer in self.buffers() if buffer.is_floating_point()]
+        return list(zip(buffers, torch._foreach_mul(buffers, 1.0))) if buffers else []  # one fused copy on GPUs
 
     def _guard_batch(self, batch_ok: bool, buffers: list[tuple[Tensor, Tensor]]) -> None:
         if batch_ok:
@@ -560,7 +567,7 @@ class GANModule(L.LightningModule, abc.ABC):
                 if not bool(torch.isfinite(buffer).all()):
                     buffer.copy_(saved)
         if self.nonfinite_streak >= self.config.max_nonfinite_batches:
-            limit, batch = self.config.max_nonfinite_batches, int(self.batches_seen) + 1
+            limit, batch = self.config.max_nonfinite_batches, self._batch_count + 1
             raise DivergenceError(
                 f"training diverged: {self.nonfinite_streak} consecutive batches (to batch {batch}) had non-finite "
                 f"losses or gradients (model.max_nonfinite_batches={limit}); stopped without saving: "
@@ -584,7 +591,7 @@ class GANModule(L.LightningModule, abc.ABC):
     def update_ema(self) -> None:
         if self.generator_ema is None:
             return
-        decay = self.config.ema_decay if int(self.batches_seen) >= self.config.ema_start else 0.0
+        decay = self.config.ema_decay if self._batch_count >= self.config.ema_start else 0.0
         for ema_param, param in zip(self.generator_ema.parameters(), self.generator.parameters(), strict=True):
             ema_param.lerp_(param.detach(), 1.0 - decay)
         for ema_buffer, buffer in zip(self.generator_ema.buffers(), self.generator.buffers(), strict=True):
@@ -687,6 +694,7 @@ class GANModule(L.LightningModule, abc.ABC):
         self.amp_skipped_steps = int(guard.get("amp_skipped_steps", 0))
 
     def on_train_start(self) -> None:
+        self._batch_count = None  # re-read: a checkpoint may have been loaded since
         states, self._rng_to_restore = self._rng_to_restore, None
         if not states:
             rank = self.trainer.global_rank
