@@ -8,7 +8,7 @@ optimizers (the gradient penalty by PyTorch's AMP recipe), under bf16-mixed auto
 losses once per batch, as a loop that logs them would. Recipes:
 
   dcgan64    DCGAN nets (width 64, batchnorm), 3x64x64, batch 128, non-saturating, Adam(2e-4, 0.5, 0.999)
-  wgan_gp32  DCGAN nets with a layer-norm critic, 3x32x32, batch 64, Wasserstein + 10 x GP, n_critic 5, Adam(1e-4, 0, 0.9)
+  wgan_gp32  DCGAN nets, layer-norm critic, 3x32x32, batch 64, Wasserstein + 10 x GP, n_critic 5, Adam(1e-4, 0, 0.9)
   dcgan28    the shipped dcgan_mnist nets at width 32, 1x28x28, batch 64 (the CPU row)
   toy        gan_grid's MLPs (3 x 128 hidden, 2-D points, latent 2), batch 1000, Adam(1e-3, 0.5, 0.999)
 
@@ -19,7 +19,9 @@ the wall time of a long and a short run (start-up cancels out).
 
 Usage:
   python benchmarks/scaling.py steps --device cpu --recipes dcgan28 wgan_gp32 toy --threads 1
-  python benchmarks/scaling.py steps --device cuda --recipes dcgan64 wgan_gp32 --precisions 32 16-mixed bf16-mixed --speedups
+  python benchmarks/scaling.py steps --device cuda --recipes dcgan64 wgan_gp32 \
+      --precisions 32 16-mixed bf16-mixed --speedups
+  python benchmarks/scaling.py steps --device cuda --recipes dcgan64 --batch-size 512   (a GPU-bound batch)
   python benchmarks/scaling.py ddp
 Framework and plain alternate within each repeat and the median is reported, so background load hits both alike.
 """
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import logging
 import statistics
 import subprocess
@@ -230,14 +233,16 @@ def run_steps(args: argparse.Namespace) -> None:
           f"{'ratio':>6s} {'images/s':>9s}")
     for name in args.recipes:
         recipe = RECIPES[name]
+        if args.batch_size:
+            recipe = dataclasses.replace(recipe, batch_size=args.batch_size)
         data = DeviceBatches(recipe.shape, recipe.batch_size, device)
         for precision in args.precisions:
             template = build_model(recipe)
             framework, plain = median_pair(
-                lambda: framework_seconds(copy.deepcopy(template), data, device, precision, args.steps,
-                                          args.warmup),
-                lambda: plain_seconds(copy.deepcopy(template), recipe, data, device, precision, args.steps,
-                                      args.warmup), args.repeats)
+                lambda template=template, precision=precision, data=data: framework_seconds(
+                    copy.deepcopy(template), data, device, precision, args.steps, args.warmup),
+                lambda template=template, precision=precision, recipe=recipe, data=data: plain_seconds(
+                    copy.deepcopy(template), recipe, data, device, precision, args.steps, args.warmup), args.repeats)
             print(f"{name:10s} {precision:11s} {'default':22s} {1000 * framework:12.2f} {1000 * plain:9.2f} "
                   f"{framework / plain:6.3f} {recipe.batch_size / framework:9.0f}", flush=True)
             if not args.speedups or len(recipe.shape) != 3:
@@ -300,6 +305,7 @@ def main() -> None:
     steps.add_argument("--repeats", type=int, default=3)
     steps.add_argument("--threads", type=int, default=None)
     steps.add_argument("--speedups", action="store_true")
+    steps.add_argument("--batch-size", type=int, default=None, help="instead of each recipe's batch size")
     ddp = sub.add_parser("ddp")
     ddp.add_argument("--short", type=int, default=10)
     ddp.add_argument("--long", type=int, default=60)

@@ -36,6 +36,7 @@ TRAIN_CASES = [
     (["model.lr_g=abc"], 2, "model.lr_g: Value 'abc' of type 'str' could not be converted to Float"),
     (["model.name=nope"], 2, "model.name: unknown name 'nope'"),
     (["model.max_nonfinite_batches=0"], 2, "model.max_nonfinite_batches: 0; accepted: an int >= 1"),
+    (["model.compile=true", "model.channels_last=true"], 2, "model.compile: not together with model.channels_last"),
     (["callbacks.metrics.extractor=nope"], 2, "callbacks.metrics.extractor: 'nope'"),
     (["data.root={tmp}/nowhere"], 1, "MNIST files missing"),
     (["run.resume={tmp}/no.ckpt"], 2, "run.resume: checkpoint {tmp}/no.ckpt does not exist"),

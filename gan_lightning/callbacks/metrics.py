@@ -10,8 +10,8 @@ import lightning as L
 from omegaconf import DictConfig
 
 from gan_lightning.callbacks.periodic import PeriodicCallback
-from gan_lightning.loggers import publish_scalars
 from gan_lightning.evaluation import evaluate, make_extractor, real_stats_for
+from gan_lightning.loggers import publish_scalars
 from gan_lightning.metrics.stats import needs_real_stats
 
 

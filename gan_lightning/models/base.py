@@ -290,6 +290,9 @@ class GANModule(L.LightningModule, abc.ABC):
         for key, ok, accepted in checks:
             if not ok:
                 raise ConfigError(f"model.{key}: {config[key]!r}; accepted: {accepted}")
+        if config.compile and config.channels_last:
+            raise ConfigError("model.compile: not together with model.channels_last (torch.compile's stride "
+                              "assertions fail on NHWC DCGAN nets, measured with torch 2.11); choose one")
         if config.real_label != 1.0 and config.loss not in _SMOOTHABLE_LOSSES:
             raise ConfigError(f"model.real_label: label smoothing needs a loss with a real target "
                               f"({', '.join(sorted(_SMOOTHABLE_LOSSES))}), not {config.loss}")
@@ -508,7 +511,7 @@ class GANModule(L.LightningModule, abc.ABC):
         every = trainer.log_every_n_steps
         if not logs or every == 0 or (trainer.global_step % every and not trainer.should_stop):
             return
-        numbers = dict(zip(logs, torch.stack([v.float().reshape(()) for v in logs.values()]).tolist()))
+        numbers = dict(zip(logs, torch.stack([v.float().reshape(()) for v in logs.values()]).tolist(), strict=True))
         numbers["skipped_steps"] = float(self.skipped_steps)
         if self._grad_scaler() is not None:
             numbers["amp_skipped"] = float(self.amp_skipped_steps)
@@ -555,7 +558,7 @@ class GANModule(L.LightningModule, abc.ABC):
         """Copies of the floating-point buffers (batchnorm statistics...) as they were before this batch: a NaN batch
         poisons them in the forward pass, before its loss can be checked."""
         buffers = [buffer.detach() for buffer in self.buffers() if buffer.is_floating_point()]
-        return list(zip(buffers, torch._foreach_mul(buffers, 1.0))) if buffers else []  # one fused copy on GPUs
+        return list(zip(buffers, torch._foreach_mul(buffers, 1.0), strict=True)) if buffers else []  # one fused copy
 
     def _guard_batch(self, batch_ok: bool, buffers: list[tuple[Tensor, Tensor]]) -> None:
         if batch_ok:
