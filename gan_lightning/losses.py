@@ -87,7 +87,7 @@ def g_least_squares(fake_scores: Tensor) -> Tensor:
 
 
 def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Tensor, epsilon: Tensor | None = None,
-                     target_norm: float = 1.0, output_scale: float = 1.0) -> Tensor:
+                     target_norm: float = 1.0, output_scale: float | Tensor = 1.0) -> Tensor:
     """WGAN-GP (Gulrajani et al. 2017): mean (||grad_x C(x_hat)||_2 - 1)^2 at x_hat = eps*x + (1-eps)*G(z).
 
     Works for any sample shape: one eps per sample, broadcast over every non-batch dimension, and the norm
@@ -108,7 +108,9 @@ def gradient_penalty(critic: Callable[[Tensor], Tensor], real: Tensor, fake: Ten
     interpolates = (epsilon * real.detach() + (1 - epsilon) * fake.detach()).requires_grad_(True)
     scores = critic(interpolates)
     # Seeded like the scaled loss's backward (scale / N per output, N = batch): scale x 1 per output overflows fp16.
-    seed = output_scale / scores.numel() if output_scale != 1.0 else 1.0
+    scaled = isinstance(output_scale, Tensor) or output_scale != 1.0
+    seed = (output_scale / scores.numel()).reshape(()) if torch.is_tensor(output_scale) else (
+        output_scale / scores.numel() if scaled else 1.0)
     (grads,) = torch.autograd.grad(scores.sum() * seed, interpolates, create_graph=True)
     grads = grads.to(torch.promote_types(grads.dtype, torch.float32)) / seed  # >= fp32 under AMP
     norms = grads.flatten(1).norm(2, dim=1)

@@ -166,8 +166,23 @@ def poisoned_batches(monkeypatch: pytest.MonkeyPatch):
     return poisoned
 
 
+@pytest.fixture(params=["host-check", "device-skip"])
+def guard_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both guard paths: the verdict read per update, and (as on GPUs) fused Adam skipping on the device with the
+    verdict read once per batch; fused Adam runs on the CPU too, so the second is forced here."""
+    if request.param == "device-skip":
+        from gan_lightning.models.base import GANModule
+
+        def fused_adam(self, params, lr):
+            return torch.optim.Adam(params, lr=lr, betas=(self.config.beta1, self.config.beta2), fused=True)
+
+        monkeypatch.setattr(GANModule, "_make_optimizer", fused_adam)
+    return request.param
+
+
 def test_a_nan_batch_is_skipped_counted_and_kept_out_of_the_weights(fake_mnist: Path, tmp_path: Path,
-                                                                    poisoned_batches: set[int]) -> None:
+                                                                    poisoned_batches: set[int],
+                                                                    guard_path: str) -> None:
     poisoned_batches.add(3)
     run = tmp_path / "run"
     assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 6)]) == 0
@@ -182,7 +197,7 @@ def test_a_nan_batch_is_skipped_counted_and_kept_out_of_the_weights(fake_mnist: 
 
 
 def test_consecutive_nan_batches_stop_the_run_and_keep_the_last_good_checkpoint(
-        fake_mnist: Path, tmp_path: Path, poisoned_batches: set[int], capsys) -> None:
+        fake_mnist: Path, tmp_path: Path, poisoned_batches: set[int], guard_path: str, capsys) -> None:
     poisoned_batches.update(range(3, 100))
     run = tmp_path / "run"
     assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 20), "model.max_nonfinite_batches=3"]) == 1

@@ -140,6 +140,25 @@ def _no_closure() -> None:
     return None
 
 
+def _current_scale(scaler: Any) -> float | Tensor:
+    """The GradScaler's scale without a host read (its device tensor once it has one), 1.0 without a scaler."""
+    if scaler is None:
+        return 1.0
+    return scaler._scale if scaler._scale is not None else scaler.get_scale()
+
+
+def _skips_on_device(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` takes a ``found_inf`` tensor and skips the update on the device (fused Adam)."""
+    return bool(getattr(optimizer, "_step_supports_amp_scaling", False) and optimizer.defaults.get("fused"))
+
+
+def _may_have_stepped(verdict: tuple[bool, bool] | Tensor) -> bool:
+    """False only when the update is known (on the host) to have been skipped by the guard; a deferred verdict is
+    not read yet: what follows a step (weight clipping, EMA, historical averages) runs, on unchanged weights if the
+    device skipped it."""
+    return isinstance(verdict, Tensor) or not verdict[0]
+
+
 class GANModule(L.LightningModule, abc.ABC):
     """Base class: subclasses build their networks and may override the loss hooks."""
 
@@ -196,7 +215,9 @@ class GANModule(L.LightningModule, abc.ABC):
         self.amp_skipped_steps = 0
         self._pending_clip: float | None = None
         self._pending_loss: Tensor | None = None
-        self._step_ok = True
+        # The verdict on the update in flight, set in on_before_optimizer_step: (guard skipped, scaler skipped) as host
+        # bools, or as a device tensor of two 0/1 values when the update can be skipped on the device (deferred).
+        self._verdict: tuple[bool, bool] | Tensor = (False, False)
         self._step_logs: dict[str, Tensor] = {}  # the last batch's scalars, until on_train_batch_end logs them
 
     @property
@@ -348,7 +369,7 @@ class GANModule(L.LightningModule, abc.ABC):
             scaler = self._grad_scaler()  # 16-mixed: the AMP recipe scales the critic outputs into autograd.grad
             penalty = gradient_penalty(lambda x: self.discriminator(x, *self._label_args(labels)),
                                        self.pack(real), self.pack(fakes),
-                                       output_scale=scaler.get_scale() if scaler is not None else 1.0)
+                                       output_scale=_current_scale(scaler))
             loss = loss + self.config.gradient_penalty * penalty
             logs["gp"] = penalty
         if self.historical is not None:
@@ -481,20 +502,20 @@ class GANModule(L.LightningModule, abc.ABC):
         with torch.set_grad_enabled(generator_turn):  # no G graph on critic-only batches
             fakes = self.make_fakes(real, labels)
         detached = tree_map(lambda t: t.detach() if isinstance(t, Tensor) else t, fakes)
-        logs, d_ok = self._optimize(opt_d, lambda: self.discriminator_loss(real, detached, labels),
-                                    self.config.grad_clip_d)
-        if d_ok:
+        logs, d_verdict = self._optimize(opt_d, lambda: self.discriminator_loss(real, detached, labels),
+                                         self.config.grad_clip_d)
+        verdicts = [d_verdict]
+        if _may_have_stepped(d_verdict):
             self.after_discriminator_step()
-        batch_ok = d_ok
         if generator_turn:
-            g_logs, g_ok = self._optimize(opt_g, lambda: self.generator_loss(real, fakes, labels),
-                                          self.config.grad_clip_g)
+            g_logs, g_verdict = self._optimize(opt_g, lambda: self.generator_loss(real, fakes, labels),
+                                               self.config.grad_clip_g)
             logs.update(g_logs)
-            if g_ok:
+            verdicts.append(g_verdict)
+            if _may_have_stepped(g_verdict):
                 self.after_generator_step()
                 self.update_ema()
-            batch_ok = batch_ok and g_ok
-        self._guard_batch(batch_ok, buffers)
+        self._guard_batch(self._count_skips(verdicts), buffers)
         self.batches_seen += 1
         self._batch_count += 1
         for scheduler in self._schedulers():
@@ -519,8 +540,8 @@ class GANModule(L.LightningModule, abc.ABC):
         trainer.progress_bar_metrics.update({k: numbers[k] for k in ("d_loss", "g_loss") if k in numbers})
 
     def _optimize(self, optimizer: LightningOptimizer, compute_loss, clip: float | None
-                  ) -> tuple[dict[str, Tensor], bool]:
-        """One update; returns the logs and whether it was applied (False: a non-finite loss or gradient)."""
+                  ) -> tuple[dict[str, Tensor], tuple[bool, bool] | Tensor]:
+        """One update; returns the logs and the verdict on it (see ``_verdict``)."""
         self.toggle_optimizer(optimizer)
         loss, logs = compute_loss()
         optimizer.zero_grad(set_to_none=True)
@@ -529,30 +550,64 @@ class GANModule(L.LightningModule, abc.ABC):
         # so the bound and the check see the true gradients.
         self._pending_loss, self._pending_clip = loss.detach(), clip
         scaler = self._grad_scaler()
-        scale = scaler.get_scale() if scaler is not None else None
+        deferred = _skips_on_device(optimizer.optimizer)
+        scale = None if scaler is None else (scaler._scale.clone() if deferred and scaler._scale is not None
+                                             else scaler.get_scale())
         self._step(optimizer)
-        if scaler is not None and self._step_ok and scaler.get_scale() < scale:
-            self.amp_skipped_steps += 1  # the scaler met overflowing gradients and skipped: expected under fp16
+        if scaler is not None:  # the scaler lowers its scale when it skips an update (overflow: expected under fp16)
+            if isinstance(self._verdict, Tensor):
+                self._verdict[1] = (scaler._scale < scale).float().sum() * (1 - self._verdict[0])
+            elif not self._verdict[0]:
+                self._verdict = (False, scaler.get_scale() < scale)
+        if scaler is None:  # ours, for this update only (a GradScaler removes its own)
+            for name in ("found_inf", "grad_scale"):
+                if hasattr(optimizer.optimizer, name):
+                    delattr(optimizer.optimizer, name)
         self.untoggle_optimizer(optimizer)
-        if not self._step_ok:
-            self.skipped_steps += 1
-        return logs, self._step_ok
+        return logs, self._verdict
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        """Between backward (and unscaling) and the update: the divergence check, then gradient clipping."""
+        """Between backward (and unscaling) and the update: the divergence check, then gradient clipping.
+
+        An optimizer that can skip an update on the device (fused Adam on a GPU, through the ``found_inf`` flag
+        GradScaler also uses) gets the verdict as a device tensor, read on the host once per batch: a host read per
+        update would leave the GPU idle while the CPU queues the optimizer step. Otherwise the verdict is read here
+        and a bad update's gradients are dropped (torch optimizers leave parameters without gradients untouched)."""
         loss, self._pending_loss = self._pending_loss, None
         if loss is None:  # a step not taken through _optimize
             return
         params = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
         finite = torch.isfinite(loss)
-        if self._grad_scaler() is None and params:
+        scaler = self._grad_scaler()
+        if scaler is None and params:
             # Under a GradScaler, non-finite gradients are overflow the scaler handles (skip and lower the scale).
             finite = finite & torch.stack(torch._foreach_norm([p.grad for p in params])).isfinite().all()
-        self._step_ok = bool(finite)  # one device sync per update
-        if not self._step_ok:
-            optimizer.zero_grad(set_to_none=True)  # torch optimizers leave parameters without gradients untouched
-        elif self._pending_clip is not None:
+        if _skips_on_device(optimizer):
+            bad = (~finite).float()
+            if scaler is None:
+                optimizer.found_inf, optimizer.grad_scale = bad, None  # 0-dim, as GradScaler makes it
+            # (Under a scaler a non-finite loss makes non-finite gradients: the scaler's own found_inf skips it.)
+            self._verdict = torch.stack([bad, torch.zeros_like(bad)])
+        else:
+            self._verdict = (not bool(finite), False)  # one device sync
+            if self._verdict[0]:
+                optimizer.zero_grad(set_to_none=True)
+                return
+        if self._pending_clip is not None:
             self.clip_gradients(optimizer, gradient_clip_val=self._pending_clip, gradient_clip_algorithm="norm")
+
+    def _count_skips(self, verdicts: list[tuple[bool, bool] | Tensor]) -> bool:
+        """Count the batch's skipped updates (one host read for the deferred verdicts); True if none was skipped by
+        the guard."""
+        deferred = [verdict for verdict in verdicts if isinstance(verdict, Tensor)]
+        values = iter(torch.stack(deferred).tolist() if deferred else [])
+        batch_ok = True
+        for verdict in verdicts:
+            guard, amp = next(values) if isinstance(verdict, Tensor) else verdict
+            self.skipped_steps += bool(guard)
+            self.amp_skipped_steps += bool(amp)
+            batch_ok = batch_ok and not guard
+        return batch_ok
 
     def _buffer_snapshot(self) -> list[tuple[Tensor, Tensor]]:
         """Copies of the floating-point buffers (batchnorm statistics...) as they were before this batch: a NaN batch
@@ -583,7 +638,7 @@ class GANModule(L.LightningModule, abc.ABC):
 
     def _step(self, optimizer: LightningOptimizer) -> None:
         """Step ``optimizer``; only the batch's first step advances Lightning's global step counter."""
-        self._step_ok = True
+        self._verdict = (False, False)
         if not self._counted_step_taken:
             optimizer.step()
             self._counted_step_taken = True
@@ -610,8 +665,10 @@ class GANModule(L.LightningModule, abc.ABC):
     def _make_optimizer(self, params: list[nn.Parameter], lr: float) -> torch.optim.Optimizer:
         if self.config.optimizer == "rmsprop":
             return torch.optim.RMSprop(params, lr=lr, weight_decay=self.config.weight_decay)
+        # Fused on GPUs: one kernel per step, and it can skip a bad update on the device (see on_before_optimizer_step)
+        fused = bool(params) and all(param.is_cuda for param in params)
         return torch.optim.Adam(params, lr=lr, betas=(self.config.beta1, self.config.beta2),
-                                weight_decay=self.config.weight_decay)
+                                weight_decay=self.config.weight_decay, fused=fused or None)
 
     def configure_optimizers(self) -> Any:
         trainer = self._trainer

@@ -145,9 +145,17 @@ def fit_16_mixed(model: L.LightningModule, steps: int, init_scale: float) -> tor
     return scaler
 
 
-def test_grad_scaler_overflow_skips_are_not_divergence() -> None:
+class FusedAdamGAN(VanillaGAN):
+    """Fused Adam, as the base picks on GPUs: the update is skipped on the device and counted once per batch."""
+
+    def _make_optimizer(self, params, lr):
+        return torch.optim.Adam(params, lr=lr, betas=(self.config.beta1, self.config.beta2), fused=True)
+
+
+@pytest.mark.parametrize("cls", [VanillaGAN, FusedAdamGAN], ids=["host-check", "device-skip"])
+def test_grad_scaler_overflow_skips_are_not_divergence(cls) -> None:
     # A scale of 2^40 makes every fp16 gradient overflow: the scaler skips each update and halves the scale.
-    model = VanillaGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "max_nonfinite_batches": 1}, (2,))
+    model = cls({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "max_nonfinite_batches": 1}, (2,))
     scaler = fit_16_mixed(model, steps=6, init_scale=2.0**40)
     assert model.amp_skipped_steps == 12 and scaler.get_scale() == 2.0**28  # 6 D + 6 G updates skipped
     assert model.skipped_steps == 0 and model.nonfinite_streak == 0  # the guard (which allows 1) never tripped
