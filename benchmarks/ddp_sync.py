@@ -9,7 +9,7 @@ Two ways, the same DCGAN-MNIST networks, batches and Adam steps on each rank:
                 through DDP(G) and D's bare module (frozen), so each backward all-reduces one network's gradients
 
 Printed: ms per batch (median over repeats) and the bytes each rank all-reduces per batch, counted by a DDP
-communication hook. Usage: python benchmarks/ddp_sync.py [--steps 60] [--width 32] [--penalty]
+communication hook. Usage: python benchmarks/ddp_sync.py [--steps 60] [--repeats 3] [--width 32]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 
@@ -27,7 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from gan_lightning.models import DCGAN
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from train_step import add_timing_arguments  # noqa: E402
+
+from gan_lightning.models import DCGAN  # noqa: E402
 
 
 def counting_hook(counter: dict[str, int]):
@@ -125,9 +129,7 @@ def measure(mode: str, args: argparse.Namespace) -> tuple[float, float, bool]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
+    add_timing_arguments(parser)
     parser.add_argument("--width", type=int, default=32)
     args = parser.parse_args()
     results = {mode: [] for mode in ("one-wrapper", "per-network")}

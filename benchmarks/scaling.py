@@ -32,6 +32,7 @@ import argparse
 import copy
 import dataclasses
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -51,7 +52,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import StepTimer  # noqa: E402
+from train_step import StepTimer, add_timing_arguments  # noqa: E402
 
 from gan_lightning.models import DCGAN, WGANGP, VanillaGAN  # noqa: E402
 
@@ -271,13 +272,16 @@ def run_steps(args: argparse.Namespace) -> None:
 def cli_seconds(processes: int, steps: int, data_root: Path, threads: int) -> float:
     with tempfile.TemporaryDirectory() as tmp:
         command = [sys.executable, "-m", "gan_lightning", "train", "dcgan_mnist", f"data.root={data_root}",
-                   "data.download=false", f"trainer.max_steps={steps}", f"run.dir={tmp}/run", "run.quiet=true",
+                   "data.split=test", "data.download=false", "data.batch_size=64", f"trainer.max_steps={steps}",
+                   f"run.dir={tmp}/run", "run.quiet=true",
                    "callbacks.metrics.enabled=false", "callbacks.samples.every_n_steps=100000",
                    "callbacks.checkpoint.every_n_steps=100000", "trainer.accelerator=cpu",
                    f"trainer.devices={processes}"]
-        env = {**__import__("os").environ, "OMP_NUM_THREADS": str(threads)}
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         start = time.perf_counter()
-        subprocess.run(command, check=True, env=env, capture_output=True)
+        result = subprocess.run(command, env=env, capture_output=True, text=True)
+        if result.returncode:
+            raise SystemExit(f"{' '.join(command)} failed: {result.stderr.strip()[-300:]}")
         return time.perf_counter() - start
 
 
@@ -301,9 +305,7 @@ def main() -> None:
     steps.add_argument("--device", default="cpu")
     steps.add_argument("--recipes", nargs="+", default=["dcgan28", "wgan_gp32", "toy"], choices=list(RECIPES))
     steps.add_argument("--precisions", nargs="+", default=["32"])
-    steps.add_argument("--steps", type=int, default=50)
-    steps.add_argument("--warmup", type=int, default=10)
-    steps.add_argument("--repeats", type=int, default=3)
+    add_timing_arguments(steps, steps=50, warmup=10)
     steps.add_argument("--threads", type=int, default=None)
     steps.add_argument("--speedups", action="store_true")
     steps.add_argument("--batch-size", type=int, default=None, help="instead of each recipe's batch size")

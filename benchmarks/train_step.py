@@ -131,11 +131,16 @@ def data_path_batches_per_second(mnist_root: Path, batch_size: int, n_batches: i
     return in_memory, per_item
 
 
+def add_timing_arguments(parser: argparse.ArgumentParser, steps: int = 60, warmup: int = 5, repeats: int = 3) -> None:
+    """--steps (timed), --warmup (untimed, first) and --repeats (alternating, median reported)."""
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--warmup", type=int, default=warmup)
+    parser.add_argument("--repeats", type=int, default=repeats)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=3)
+    add_timing_arguments(parser)
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--mnist-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
