@@ -521,6 +521,8 @@ class GANModule(L.LightningModule, abc.ABC):
         for scheduler in self._schedulers():
             scheduler.step()
         self._step_logs = {k: v.detach() for k, v in logs.items()}
+        # Every batch, as tensors (no device read): callbacks (ModelCheckpoint/EarlyStopping on train/*) look here.
+        self.trainer.callback_metrics.update({f"train/{k}": v for k, v in self._step_logs.items()})
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         """This batch's ``train/*`` scalars to the loggers (and d_loss / g_loss to the progress bar) every
