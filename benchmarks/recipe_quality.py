@@ -37,6 +37,8 @@ from torch import Tensor, nn
 from zoo_quality import SHARED_DATA
 from zoo_quality import run_one as framework_run
 
+from gan_lightning.models.base import GANModule
+
 
 @dataclass(frozen=True)
 class PlainRecipe:
@@ -201,6 +203,9 @@ class Scored:
     def generate(self, z: Tensor, labels: Tensor | None = None) -> Tensor:
         self.generator.eval()
         return self.generator(z, *(() if labels is None else (labels,)))
+
+    # The framework's own evaluation-sample sequence, over the three methods above.
+    eval_samples = GANModule.eval_samples
 
 
 def plain_one(experiment: str, seed: int, steps: int, data_root: Path, result: Path) -> None:

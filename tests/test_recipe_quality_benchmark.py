@@ -105,3 +105,29 @@ def test_recipes_without_a_plain_loop_are_refused_in_one_line(monkeypatch, capsy
     monkeypatch.setattr(sys, "argv", ["recipe_quality.py", "--experiments", "dcgan_mnist", "wgan_mnist"])
     assert recipe_quality.main() == 2
     assert capsys.readouterr().err == "error: no plain loop for wgan_mnist; available: dcgan_mnist, cgan_mnist\n"
+
+
+@pytest.mark.parametrize("experiment", sorted(PLAIN_RECIPES))
+def test_a_plain_generator_is_scored_on_the_framework_evaluation_samples(experiment: str, tmp_path: Path) -> None:
+    """The plain side is scored through the framework's evaluate on the same seeded latents (and labels)."""
+    from recipe_quality import Scored
+
+    from datamodules.mnist import MNISTConfig, MNISTDataModule
+    from gan_lightning.config import MetricsCallbackConfig
+    from gan_lightning.evaluation import evaluate
+
+    root = tmp_path / "data"
+    write_fake_mnist(root, split="test", n=64)
+    recipe = replace(PLAIN_RECIPES[experiment], latent_dim=8, width_g=4, width_d=4)
+    generator, _ = build_plain(recipe, SEED)
+    real = MNISTDataModule(OmegaConf.structured(MNISTConfig(root=str(root), split="test", download=False)))
+    settings = OmegaConf.structured(MetricsCallbackConfig(enabled=True, n_samples=30, batch_size=16, n_real=64,
+                                                          extractor="mnist", cache_dir=str(tmp_path / "cache")))
+    scored = Scored(generator, recipe)
+    scores = evaluate(scored, real, settings)
+    assert scores["n_samples"] == 30 and sum(scores["class_histogram"]) == 30
+    # The samples scored are G on the latents (and labels) the framework's evaluation draws from seed 0.
+    draws = torch.Generator().manual_seed(settings.seed)
+    z = scored.sample_latent(16, draws)
+    labels = scored.sample_labels(16, draws)
+    assert torch.equal(next(iter(scored.eval_samples(30, 16, settings.seed))), scored.generate(z, labels))
