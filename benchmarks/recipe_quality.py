@@ -3,10 +3,11 @@
 Each framework run is a normal CLI run (``gan-lightning train EXPERIMENT``, through zoo_quality.run_one) on the
 real MNIST test split in ``../shared/data`` for ``--steps`` batches. Its counterpart is a plain PyTorch loop
 written out in this file: the same layer stack, the DCGAN paper's N(0, 0.02) weights with PyTorch's default
-biases (the PyTorch DCGAN example's weights_init, which never touches a bias), the same losses and Adam
-settings, and the same batches in the same order from the same seed (each epoch a ``randperm`` seeded with
-``seed * 100_003 + epoch``, as the framework's in-memory loader draws it). Both sides are scored identically:
-5,000 samples of the (EMA) generator in eval mode, latents seeded with 0, through
+biases (the PyTorch DCGAN example's weights_init, which never touches a bias; the MLP nets keep PyTorch's
+defaults), the same losses (non-saturating, hinge, Wasserstein with a gradient penalty or weight clipping),
+spectral norm, n_critic rhythm, optimisers and EMA, and the same batches in the same order from the same seed
+(each epoch a ``randperm`` seeded with ``seed * 100_003 + epoch``, as the framework's in-memory loader draws it).
+Both sides are scored identically: 5,000 samples of the (EMA) generator in eval mode, latents seeded with 0, through
 ``gan_lightning.evaluation.evaluate`` with the shipped MNIST classifier against the 10,000 real digits. Both run
 as their own process with ``--threads`` CPU threads, and the seconds are wall time of that process (start-up,
 data, training and the final scoring).
@@ -44,10 +45,21 @@ from gan_lightning.models.base import GANModule
 class PlainRecipe:
     """A recipe as the plain loop runs it, written out here (not read from experiments/*.yaml)."""
 
+    arch: str = "dcgan"  # dcgan (the 28x28 DCGAN below) | mlp (Goodfellow et al.'s fully connected nets)
     latent_dim: int = 100
-    width_g: int = 64
+    width_g: int = 64  # dcgan
     width_d: int = 64
+    d_norm: str = "batch"  # dcgan D's hidden layers: batch | layer (GroupNorm(1, C)) | none (with conv biases)
+    hidden_g: tuple[int, ...] = (256, 512, 1024)  # mlp
+    hidden_d: tuple[int, ...] = (1024, 512, 256)
+    dropout_d: float = 0.0
     batch_size: int = 128
+    loss: str = "non_saturating"  # non_saturating | hinge | wasserstein
+    spectral_norm: bool = False  # every Conv/Linear weight of D divided by its spectral norm (one power iteration)
+    gradient_penalty: float = 0.0  # lambda of WGAN-GP's penalty at random interpolates
+    weight_clip: float | None = None  # D's weights clamped to [-c, c] after each D step (WGAN)
+    n_critic: int = 1  # D steps per G step: G updates on batches n_critic, 2 n_critic, ...
+    optimizer: str = "adam"  # adam | rmsprop
     lr: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     conditional: bool = False  # class label embedded (10-d) and concatenated to z and to the image as channels
@@ -57,6 +69,12 @@ class PlainRecipe:
 PLAIN_RECIPES = {
     "dcgan_mnist": PlainRecipe(),
     "cgan_mnist": PlainRecipe(conditional=True, ema_decay=0.999),
+    "sngan_mnist": PlainRecipe(batch_size=64, d_norm="none", loss="hinge", spectral_norm=True),
+    "wgan_gp_mnist": PlainRecipe(batch_size=64, d_norm="layer", loss="wasserstein", gradient_penalty=10.0,
+                                 n_critic=5, lr=1e-4, betas=(0.0, 0.9)),
+    "wgan_mnist": PlainRecipe(batch_size=64, loss="wasserstein", weight_clip=0.01, n_critic=5, optimizer="rmsprop",
+                              lr=5e-5),
+    "gan_mnist": PlainRecipe(arch="mlp", batch_size=64, dropout_d=0.3, ema_decay=0.999),
 }
 EMBED_DIM, NUM_CLASSES = 10, 10
 
@@ -112,15 +130,42 @@ class Discriminator(nn.Module):
         super().__init__()
         w, extra = recipe.width_d, EMBED_DIM if recipe.conditional else 0
         self.embed = nn.Embedding(NUM_CLASSES, EMBED_DIM) if recipe.conditional else None
+        norm = {"batch": nn.BatchNorm2d(2 * w), "layer": nn.GroupNorm(1, 2 * w), "none": nn.Identity()}[recipe.d_norm]
         self.net = nn.Sequential(
             nn.Conv2d(1 + extra, w, 4, 2, 1), nn.LeakyReLU(0.2, True),
-            nn.Conv2d(w, 2 * w, 4, 2, 1, bias=False), nn.BatchNorm2d(2 * w), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(w, 2 * w, 4, 2, 1, bias=recipe.d_norm == "none"), norm, nn.LeakyReLU(0.2, True),
             nn.Conv2d(2 * w, 1, 7, 1, 0))
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         if self.embed is not None:
             x = torch.cat([x, self.embed(labels)[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
         return self.net(x).flatten()
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, recipe: PlainRecipe):
+        super().__init__()
+        layers, width = [], recipe.latent_dim
+        for size in recipe.hidden_g:
+            layers += [nn.Linear(width, size), nn.ReLU(True)]
+            width = size
+        self.net = nn.Sequential(*layers, nn.Linear(width, 28 * 28), nn.Tanh())
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).view(-1, 1, 28, 28)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, recipe: PlainRecipe):
+        super().__init__()
+        layers, width = [], 28 * 28
+        for size in recipe.hidden_d:
+            layers += [nn.Linear(width, size), nn.LeakyReLU(0.2, True), nn.Dropout(recipe.dropout_d)]
+            width = size
+        self.net = nn.Sequential(*layers, nn.Linear(width, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x.flatten(1)).squeeze(1)
 
 
 def weights_init(m: nn.Module) -> None:
@@ -136,52 +181,94 @@ def weights_init(m: nn.Module) -> None:
 # --- the loop ------------------------------------------------------------------------------------------------
 
 def build_plain(recipe: PlainRecipe, seed: int) -> tuple[nn.Module, nn.Module]:
-    """G, D initialised from ``seed``: G built and initialised, then D, the order the framework draws in."""
+    """G, D initialised from ``seed``: G built and initialised, then D, then D's spectral norms (their power
+    iteration vectors are random), the order the framework draws in. The MLP nets keep PyTorch's default init."""
     torch.manual_seed(seed)
+    if recipe.arch == "mlp":
+        return MLPGenerator(recipe), MLPDiscriminator(recipe)
     G = Generator(recipe)
     G.apply(weights_init)
     D = Discriminator(recipe)
     D.apply(weights_init)
+    if recipe.spectral_norm:
+        for module in [m for m in D.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]:
+            nn.utils.parametrizations.spectral_norm(module)
     return G, D
 
 
-StepHook = Callable[[int, Tensor, Tensor, Tensor, float, float], None]
+StepHook = Callable[[int, Tensor, Tensor, Tensor, float, float | None], None]
+
+
+def d_loss_of(recipe: PlainRecipe, real_scores: Tensor, fake_scores: Tensor) -> Tensor:
+    if recipe.loss == "hinge":
+        return F.relu(1.0 - real_scores).mean() + F.relu(1.0 + fake_scores).mean()
+    if recipe.loss == "wasserstein":
+        return fake_scores.mean() - real_scores.mean()
+    return F.binary_cross_entropy_with_logits(real_scores, torch.ones_like(real_scores)) + \
+        F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores))
+
+
+def g_loss_of(recipe: PlainRecipe, fake_scores: Tensor) -> Tensor:
+    if recipe.loss in ("hinge", "wasserstein"):
+        return -fake_scores.mean()
+    return F.binary_cross_entropy_with_logits(fake_scores, torch.ones_like(fake_scores))
+
+
+def penalty(D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
+    """Gulrajani et al.: mean (||grad_x D(x_hat)|| - 1)^2 at x_hat = eps x + (1 - eps) G(z), one eps per sample."""
+    eps = torch.rand(real.shape[0], 1, 1, 1)
+    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
+    (grads,) = torch.autograd.grad(D(x_hat).sum(), x_hat, create_graph=True)
+    return ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def optimizer_for(recipe: PlainRecipe, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+    if recipe.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=recipe.lr)
+    return torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas)
 
 
 def train_plain(recipe: PlainRecipe, images: Tensor, labels: Tensor, seed: int, steps: int,
                 on_step: StepHook | None = None) -> nn.Module:
-    """Non-saturating GAN, one D and one G Adam step per batch on the same fakes; returns the generator to score
-    (its EMA copy where the recipe has one). ``on_step(step, real, labels, z, d_loss, g_loss)`` sees each batch."""
+    """One D step per batch and a G step every ``n_critic`` batches on the same fakes; returns the generator to
+    score (its EMA copy where the recipe has one). ``on_step(step, real, labels, z, d_loss, g_loss or None)`` sees
+    each batch."""
     G, D = build_plain(recipe, seed)
     G_ema = copy.deepcopy(G).requires_grad_(False) if recipe.ema_decay is not None else None
-    opt_d = torch.optim.Adam(D.parameters(), lr=recipe.lr, betas=recipe.betas)
-    opt_g = torch.optim.Adam(G.parameters(), lr=recipe.lr, betas=recipe.betas)
+    opt_d, opt_g = optimizer_for(recipe, D.parameters()), optimizer_for(recipe, G.parameters())
     cond = recipe.conditional
     batches = plain_batches(images, labels, recipe.batch_size, seed)
     for step in range(steps):
         real, y = next(batches)
         y_in = (y,) if cond else ()
+        generator_turn = (step + 1) % recipe.n_critic == 0
         z = torch.randn(real.shape[0], recipe.latent_dim)
-        fake = G(z, *y_in)
-        real_logits, fake_logits = D(real, *y_in), D(fake.detach(), *y_in)
-        d_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
-            F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits))
+        with torch.set_grad_enabled(generator_turn):
+            fake = G(z, *y_in)
+        d_loss = d_loss_of(recipe, D(real, *y_in), D(fake.detach(), *y_in))
+        if recipe.gradient_penalty:
+            d_loss = d_loss + recipe.gradient_penalty * penalty(D, real, fake.detach())
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        g_logits = D(fake, *y_in)
-        g_loss = F.binary_cross_entropy_with_logits(g_logits, torch.ones_like(g_logits))
-        opt_g.zero_grad(set_to_none=True)
-        g_loss.backward()
-        opt_g.step()
-        if G_ema is not None:
+        if recipe.weight_clip is not None:
             with torch.no_grad():
-                for ema_p, p in zip(G_ema.parameters(), G.parameters(), strict=True):
-                    ema_p.lerp_(p, 1.0 - recipe.ema_decay)
-                for ema_b, b in zip(G_ema.buffers(), G.buffers(), strict=True):
-                    ema_b.copy_(b)  # batchnorm running statistics follow G
+                for param in D.parameters():
+                    param.clamp_(-recipe.weight_clip, recipe.weight_clip)
+        g_loss = None
+        if generator_turn:
+            g_loss = g_loss_of(recipe, D(fake, *y_in))
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            if G_ema is not None:
+                with torch.no_grad():
+                    for ema_p, p in zip(G_ema.parameters(), G.parameters(), strict=True):
+                        ema_p.lerp_(p, 1.0 - recipe.ema_decay)
+                    for ema_b, b in zip(G_ema.buffers(), G.buffers(), strict=True):
+                        ema_b.copy_(b)  # batchnorm running statistics follow G
         if on_step is not None:
-            on_step(step, real, y, z, d_loss.item(), g_loss.item())
+            on_step(step, real, y, z, d_loss.item(), None if g_loss is None else g_loss.item())
     return G_ema if G_ema is not None else G
 
 
