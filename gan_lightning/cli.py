@@ -1,4 +1,4 @@
-"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | list.
+"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | compare | list.
 
 User errors (bad config, missing files) print one ``error:`` line to stderr and exit non-zero
 (2 for configuration problems, 1 otherwise); tracebacks are for bugs only.
@@ -176,6 +176,13 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from gan_lightning.compare import compare
+
+    print(compare(args.run_dirs, args.out))
+    return 0
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from gan_lightning import registry
     from gan_lightning.config import experiment_names
@@ -234,6 +241,12 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--out", required=True, help="folder for the translations (same file names)")
     translate.add_argument("--batch-size", type=int, default=8)
     translate.set_defaults(handler=_cmd_translate)
+
+    comparing = commands.add_parser("compare", help="compare runs: table, FID and loss plots, sample grids")
+    comparing.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
+                           help="run directories, or folders holding them (a sweep)")
+    comparing.add_argument("--out", default="compare", help="folder for compare.csv/.md and the PNGs")
+    comparing.set_defaults(handler=_cmd_compare)
 
     listing = commands.add_parser("list", help="list experiments, models and datamodules")
     listing.set_defaults(handler=_cmd_list)

@@ -7,8 +7,10 @@ lock, writes the config and trains; whatever happens, the directory is left desc
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -292,6 +294,18 @@ def _record_resume(prepared: Prepared) -> None:
         print(f"resuming {prepared.run_dir} at batch {prepared.resume_step} ({listed})")
 
 
+def _record_summary(run_dir: Path, batches: int, seconds: float, status: str) -> None:
+    """run.dir/summary.json: batches trained, wall seconds of training summed over resumes, how it ended (read by
+    ``gan-lightning compare``)."""
+    path = run_dir / "summary.json"
+    try:
+        before = float(json.loads(path.read_text())["seconds"]) if path.is_file() else 0.0
+    except (ValueError, KeyError, TypeError):
+        before = 0.0
+    summary = {"batches": batches, "seconds": round(before + seconds, 3), "status": status}
+    _write_text_atomically(path, json.dumps(summary, indent=1) + "\n")
+
+
 def train(config: DictConfig) -> Path:
     """Run an experiment; returns its run directory."""
     prepared = prepare(config)
@@ -306,6 +320,7 @@ def train(config: DictConfig) -> Path:
             if prepared.ckpt_path is not None:
                 _record_resume(prepared)
         restore_handlers = interrupts.install()
+        started = time.perf_counter()
         try:
             trainer.fit(prepared.model, datamodule=prepared.datamodule,
                         ckpt_path=str(prepared.ckpt_path) if prepared.ckpt_path else None)
@@ -315,6 +330,9 @@ def train(config: DictConfig) -> Path:
         last = run_dir / "checkpoints" / "last.ckpt"
         # The final state, whatever the checkpoint cadence: this is what --resume and `sample` pick up.
         trainer.save_checkpoint(last, False)  # False: the whole training state, not the weights alone
+        if owner:
+            _record_summary(run_dir, trainer.global_step, time.perf_counter() - started,
+                            "finished" if signum is None else f"stopped ({interrupts.signal_name(signum)})")
         if config.logger.wandb.enabled and trainer.is_global_zero:
             import wandb
 

@@ -1,0 +1,245 @@
+"""``gan-lightning compare RUN_DIR... [--out DIR]``: the offline dashboard, from run directories alone.
+
+A RUN_DIR is a run directory (it holds ``config.yaml``) or a folder of them (a sweep: every run directory below it,
+two levels deep at most). Read from each: ``config.yaml``, ``metrics.csv`` (the logged scalars by batch),
+``summary.json`` (wall time, written by ``train``) and the last grid under ``samples/``. Written to ``--out``:
+
+- ``compare.csv`` / ``compare.md``: one row per run (variant, dataset, batches, wall time, best FID and its batch,
+  final FID / IS / KID, classes covered or modes captured, final D and G losses, and the config keys whose values
+  differ between the runs); runs that differ only in ``run.seed`` are also summarised as mean +- std per group;
+- ``fid.png``: val/fid against batches, one line per run; ``losses.png``: train/d_loss and train/g_loss;
+- ``samples.png``: the last sample grid of each run side by side, named.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from gan_lightning.config import flatten
+from gan_lightning.errors import GanLightningError
+
+# Keys that name or place a run rather than describe its experiment: never listed as a difference.
+_PLACEMENT_KEYS = {"run.dir", "run.name", "run.resume", "run.quiet"}
+# The key that makes runs repetitions of one experiment.
+_SEED_KEY = "run.seed"
+
+
+@dataclass
+class Run:
+    path: Path
+    config: dict[str, Any]  # flattened: "model.lr_g" -> 2e-4
+    history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # scalar -> [(batches, value)]
+    seconds: float | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def last(self, key: str) -> float | None:
+        series = self.history.get(key)
+        return series[-1][1] if series else None
+
+    def best(self, key: str) -> tuple[float, int] | tuple[None, None]:
+        series = self.history.get(key)
+        if not series:
+            return None, None
+        batches, value = min(series, key=lambda point: point[1])
+        return value, batches
+
+    @property
+    def batches(self) -> int | None:
+        ends = [series[-1][0] for series in self.history.values() if series]
+        return max(ends) if ends else None
+
+
+def find_runs(paths: list[str | Path]) -> list[Path]:
+    """Run directories named, or found up to two levels below the folders named; one line if there are none."""
+    found: list[Path] = []
+    for given in map(Path, paths):
+        if not given.is_dir():
+            raise GanLightningError(f"compare: {given} is not a directory")
+        if (given / "config.yaml").is_file():
+            found.append(given)
+            continue
+        below = sorted({p.parent for pattern in ("*/config.yaml", "*/*/config.yaml") for p in given.glob(pattern)})
+        if not below:
+            raise GanLightningError(f"compare: {given} holds no run directory (no config.yaml in it or below it)")
+        found += below
+    return list(dict.fromkeys(found))
+
+
+def read_run(path: Path) -> Run:
+    try:
+        config = flatten(OmegaConf.to_container(OmegaConf.load(path / "config.yaml"), resolve=False))
+    except Exception as error:  # a damaged YAML: say which file
+        raise GanLightningError(f"compare: {path / 'config.yaml'} cannot be read ({type(error).__name__})") from None
+    run = Run(path, config)
+    metrics = path / "metrics.csv"
+    if metrics.is_file():
+        with metrics.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                if not row.get("step"):
+                    continue
+                batches = int(float(row["step"])) + 1  # the logged step is the number of batches before
+                for key, text in row.items():
+                    if key in ("step", "epoch") or not text:
+                        continue
+                    try:
+                        run.history.setdefault(key, []).append((batches, float(text)))
+                    except ValueError:
+                        continue
+        for series in run.history.values():
+            series.sort()
+    summary = path / "summary.json"
+    if summary.is_file():
+        try:
+            run.seconds = float(json.loads(summary.read_text())["seconds"])
+        except (ValueError, KeyError, TypeError):
+            run.seconds = None
+    return run
+
+
+def differing_keys(runs: list[Run]) -> list[str]:
+    """Config keys whose values are not the same in every run (a key missing from a run counts as differing)."""
+    keys = sorted({key for run in runs for key in run.config} - _PLACEMENT_KEYS)
+    return [key for key in keys if len({json.dumps(run.config.get(key), sort_keys=True) for run in runs}) > 1]
+
+
+def _number(value: float | None, digits: int = 2) -> str:
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _coverage(run: Run) -> str:
+    for key, total in (("val/classes_covered", 10), ("val/modes_captured", None)):
+        value = run.last(key)
+        if value is not None:
+            return f"{value:.0f}" + (f" / {total}" if total else " modes")
+    return ""
+
+
+def run_rows(runs: list[Run], keys: list[str]) -> tuple[list[str], list[list[str]]]:
+    header = ["run", "variant", "dataset", "batches", "seconds", "best FID", "best FID batch", "final FID",
+              "final IS", "final KID", "classes / modes", "final D loss", "final G loss", *keys]
+    rows = []
+    for run in runs:
+        best, best_batch = run.best("val/fid")
+        rows.append([run.name, str(run.config.get("model.name", "")), str(run.config.get("data.name", "")),
+                     str(run.batches or ""), _number(run.seconds, 1), _number(best), str(best_batch or ""),
+                     _number(run.last("val/fid")), _number(run.last("val/is")), _number(run.last("val/kid"), 4),
+                     _coverage(run), _number(run.last("train/d_loss"), 4), _number(run.last("train/g_loss"), 4),
+                     *[str(run.config.get(key, "")) for key in keys]])
+    return header, rows
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return ""
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.fmean(values):.2f} ± {spread:.2f}"
+
+
+def seed_groups(runs: list[Run], keys: list[str]) -> tuple[list[str], list[list[str]]] | None:
+    """Mean +- std of the scores over runs that differ only in run.seed; None if no group has two runs."""
+    varying = [key for key in keys if key != _SEED_KEY]
+    groups: dict[tuple[str, ...], list[Run]] = {}
+    for run in runs:
+        groups.setdefault(tuple(str(run.config.get(key, "")) for key in varying), []).append(run)
+    if all(len(members) < 2 for members in groups.values()):
+        return None
+    header = [*varying, "runs", "best FID", "final FID", "final IS", "final KID"]
+    rows = []
+    scores = [lambda r: r.best("val/fid")[0], lambda r: r.last("val/fid"), lambda r: r.last("val/is"),
+              lambda r: r.last("val/kid")]
+    for identity, members in groups.items():
+        cells = [_mean_std([v for v in map(score, members) if v is not None]) for score in scores]
+        rows.append([*identity, str(len(members)), *cells])
+    return header, rows
+
+
+def markdown(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _plot(runs: list[Run], panels: list[tuple[str, str]], path: Path) -> bool:
+    """One panel per (scalar, title), a line per run against batches; False (nothing written) if no run logged
+    any of the scalars."""
+    if not any(run.history.get(key) for run in runs for key, _ in panels):
+        return False
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6 * len(panels), 4))
+    FigureCanvasAgg(fig)
+    for index, (key, title) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), index + 1)
+        for run in runs:
+            series = run.history.get(key)
+            if series:
+                ax.plot([b for b, _ in series], [v for _, v in series], label=run.name,
+                        marker="o" if len(series) < 20 else None)
+        ax.set_xlabel("batches")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    fig.axes[0].legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    return True
+
+
+def sample_sheet(runs: list[Run], path: Path) -> bool:
+    """The last grid of each run, side by side under its name; False if no run has a grid."""
+    from PIL import Image, ImageDraw
+
+    grids = []
+    for run in runs:
+        pngs = sorted((run.path / "samples").glob("*.png")) if (run.path / "samples").is_dir() else []
+        if pngs:
+            grids.append((run.name, Image.open(pngs[-1]).convert("RGB")))
+    if not grids:
+        return False
+    label, gap = 16, 8
+    width = sum(image.width for _, image in grids) + gap * (len(grids) - 1)
+    sheet = Image.new("RGB", (width, label + max(image.height for _, image in grids)), "white")
+    draw, x = ImageDraw.Draw(sheet), 0
+    for name, image in grids:
+        draw.text((x + 2, 2), name[: max(4, image.width // 7)], fill="black")
+        sheet.paste(image, (x, label))
+        x += image.width + gap
+    sheet.save(path)
+    return True
+
+
+def compare(paths: list[str | Path], out: str | Path) -> str:
+    """Read the runs, write the table, the plots and the grid sheet into ``out``; returns the Markdown text."""
+    runs = [read_run(path) for path in find_runs(paths)]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    keys = differing_keys(runs)
+    header, rows = run_rows(runs, keys)
+    with (out / "compare.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    text = markdown(header, rows)
+    grouped = seed_groups(runs, keys)
+    if grouped is not None:
+        text += "\n\nMean ± std over seeds:\n\n" + markdown(*grouped)
+    written = ["compare.csv", "compare.md"]
+    if _plot(runs, [("val/fid", "FID")], out / "fid.png"):
+        written.append("fid.png")
+    if _plot(runs, [("train/d_loss", "D loss"), ("train/g_loss", "G loss")], out / "losses.png"):
+        written.append("losses.png")
+    if sample_sheet(runs, out / "samples.png"):
+        written.append("samples.png")
+    (out / "compare.md").write_text(text + "\n")
+    return text + f"\n\n{len(runs)} runs; written to {out}: {', '.join(written)}"
