@@ -185,11 +185,16 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def _cmd_list(args: argparse.Namespace) -> int:
     from gan_lightning import registry
-    from gan_lightning.config import experiment_names
+    from gan_lightning.config import experiment_dirs, experiment_sources
 
-    print("experiments: " + ", ".join(experiment_names()))
+    sources = experiment_sources()
+    print("experiments: " + ", ".join(sources))
     print("models:      " + ", ".join(registry.model_names()))
     print("datamodules: " + ", ".join(registry.datamodule_names()))
+    print("experiment folders (first match wins):")
+    for folder, origin in experiment_dirs():
+        names = [name for name, path in sources.items() if path.parent == folder]
+        print(f"  {folder} ({origin}): {', '.join(names) if names else 'none'}")
     return 0
 
 

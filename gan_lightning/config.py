@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -24,7 +25,27 @@ from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationE
 from gan_lightning import registry
 from gan_lightning.errors import ConfigError
 
-EXPERIMENTS_DIR = Path(os.environ.get("GAN_LIGHTNING_EXPERIMENTS", Path(__file__).resolve().parents[1] / "experiments"))
+# The shipped experiments: experiments/ beside the package in a source checkout (and editable installs); a regular
+# `pip install .` puts a copy under <prefix>/share/gan-lightning/experiments (setup.cfg's data_files).
+EXPERIMENTS_DIR = Path(__file__).resolve().parents[1] / "experiments"
+INSTALLED_EXPERIMENTS_DIR = Path(sys.prefix) / "share" / "gan-lightning" / "experiments"
+EXPERIMENTS_ENV = "GAN_LIGHTNING_EXPERIMENTS"  # the user's own experiment folders, os.pathsep-separated, first
+
+
+def experiment_dirs() -> list[tuple[Path, str]]:
+    """(folder, where it comes from) in lookup order: the first folder holding NAME.yaml defines NAME."""
+    user = [Path(part).expanduser() for part in os.environ.get(EXPERIMENTS_ENV, "").split(os.pathsep) if part]
+    shipped = EXPERIMENTS_DIR if EXPERIMENTS_DIR.is_dir() else INSTALLED_EXPERIMENTS_DIR
+    return [(folder, f"${EXPERIMENTS_ENV}") for folder in user] + [(shipped, "shipped")]
+
+
+def experiment_sources() -> dict[str, Path]:
+    """Every experiment name and the file that defines it (user folders shadow the shipped ones)."""
+    found: dict[str, Path] = {}
+    for folder, _ in experiment_dirs():
+        for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+            found.setdefault(path.stem, path)
+    return dict(sorted(found.items()))
 
 
 @dataclass
@@ -108,15 +129,15 @@ def resolve_experiment_path(experiment: str) -> Path:
         if not candidate.is_file():
             raise ConfigError(f"experiment file {experiment} does not exist")
         return candidate
-    named = EXPERIMENTS_DIR / f"{experiment}.yaml"
-    if not named.is_file():
+    named = experiment_sources().get(experiment)
+    if named is None:
         accepted = ", ".join(experiment_names())
         raise ConfigError(f"unknown experiment {experiment!r}; accepted: {accepted} or a YAML path")
     return named
 
 
 def experiment_names() -> list[str]:
-    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+    return list(experiment_sources())
 
 
 def _one_line(error: OmegaConfBaseException) -> str:
