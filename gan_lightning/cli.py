@@ -1,4 +1,5 @@
-"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | compare | list.
+"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | sweep | compare |
+list.
 
 User errors (bad config, missing files) print one ``error:`` line to stderr and exit non-zero
 (2 for configuration problems, 1 otherwise); tracebacks are for bugs only.
@@ -19,6 +20,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from gan_lightning import config as config_lib
 
     overrides = list(args.overrides)
+    from gan_lightning.sweeps import agent_trial_overrides
+
+    overrides += agent_trial_overrides(args.experiment, overrides)  # a W&B agent's trial: its own dir and name
     if args.resume:
         overrides.append("run.resume=last")
     if args.quiet:
@@ -176,6 +180,25 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from gan_lightning import sweeps
+
+    sweep = sweeps.load_sweep(args.file)  # everything checked before a trial starts
+    if args.count is not None and args.count < 1:
+        raise GanLightningError(f"--count must be >= 1, got {args.count}")
+    if not args.local:
+        sweep_id = sweeps.run_online(sweep, args.count, args.project, args.entity)
+        print(f"sweep {sweep_id} done")
+        return 0
+    out = Path(args.out or Path("runs") / "sweeps" / args.file.stem)
+    records = sweeps.run_local(sweep, out, args.count, args.jobs, args.seed, list(args.overrides))
+    print(sweeps.results_table(sweep, records, out / "trials.csv"))
+    failed = [r["trial"] for r in records if r["exit"]]
+    print(f"{len(records)} trials in {out}; table: {out / 'trials.csv'}"
+          + (f"; failed: {', '.join(failed)} (see their .log)" if failed else ""))
+    return 1 if failed and len(failed) == len(records) else 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from gan_lightning.compare import compare
 
@@ -247,6 +270,18 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--batch-size", type=int, default=8)
     translate.set_defaults(handler=_cmd_translate)
 
+    sweep = commands.add_parser("sweep", help="run a W&B sweep file: online with an agent, or --local")
+    sweep.add_argument("file", type=Path, help="a sweep YAML (W&B format), e.g. experiments/sweeps/x.yaml")
+    sweep.add_argument("overrides", nargs="*", help="dotlist for every trial (--local), e.g. trainer.max_steps=100")
+    sweep.add_argument("--count", type=int, default=None, help="trials to run (a grid: all by default)")
+    sweep.add_argument("--project", default=None, help="W&B project (default gan-lightning)")
+    sweep.add_argument("--entity", default=None, help="W&B entity (team or user)")
+    sweep.add_argument("--local", action="store_true", help="no W&B server: grid or random search here")
+    sweep.add_argument("--jobs", type=int, default=1, help="--local: trials in parallel processes")
+    sweep.add_argument("--out", default=None, help="--local: folder of the trials (default runs/sweeps/NAME)")
+    sweep.add_argument("--seed", type=int, default=0, help="--local random: the draws' seed")
+    sweep.set_defaults(handler=_cmd_sweep)
+
     comparing = commands.add_parser("compare", help="compare runs: table, FID and loss plots, sample grids")
     comparing.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                            help="run directories, or folders holding them (a sweep)")
@@ -262,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # parse_known_args lets overrides and flags mix in any order (`train X a=1 --quiet b=2`).
     args, extra = parser.parse_known_args(argv)
-    takes_overrides = args.command in ("train", "evaluate")
+    takes_overrides = args.command in ("train", "evaluate", "sweep")
     unknown = [item for item in extra if item.startswith("-") or not takes_overrides]
     if unknown:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")

@@ -92,9 +92,11 @@ class WandbConfig:
     enabled: bool = False
     project: str = "gan-lightning"
     entity: str | None = None
-    mode: str = "online"  # online | offline | disabled
+    mode: str | None = None  # online | offline | disabled; null = $WANDB_MODE, else online
     group: str | None = None  # default: the model name, so variants line up on one dashboard
-    tags: list[str] = field(default_factory=list)
+    job_type: str = "train"
+    tags: list[str] = field(default_factory=list)  # added to the automatic ones: dataset, precision, devices
+    log_model: bool = False  # checkpoints (last and best) uploaded as W&B artifacts at the end of the run
 
 
 @dataclass
@@ -260,7 +262,7 @@ def validate(raw: DictConfig) -> DictConfig:
     for section, schema in _FIXED_SECTIONS.items():
         validated[section] = _merge_schema(schema, raw.get(section), section)
     config = OmegaConf.create(validated)
-    if config.logger.wandb.mode not in _WANDB_MODES:
+    if config.logger.wandb.mode is not None and config.logger.wandb.mode not in _WANDB_MODES:
         raise ConfigError(f"logger.wandb.mode: {config.logger.wandb.mode!r}; accepted: {', '.join(_WANDB_MODES)}")
     check_metrics_settings(config.callbacks.metrics)
     model_cls.check_config(config.model)
@@ -288,6 +290,8 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value (omegaconf dotlist, e.g. model.lr_g=1e-4)")
+    # W&B agents write Python's str of a value: None must mean null, not the string "None".
+    overrides = [item[: -len("None")] + "null" if item.endswith("=None") else item for item in overrides]
     try:
         return OmegaConf.from_dotlist(list(overrides))
     except OmegaConfBaseException as error:

@@ -51,14 +51,62 @@ def build_loggers(config: DictConfig, run_dir: Path) -> list[Any]:
             raise GanLightningError(f"logger.tensorboard: needs the tensorboard package ({error})") from None
     wandb_config = config.logger.wandb
     if wandb_config.enabled:
+        loggers.append(build_wandb_logger(config, run_dir))
+    return loggers
+
+
+def build_wandb_logger(config: DictConfig, run_dir: Path) -> Any:
+    """Variants side by side: the group is the model (unless logger.wandb.group), the tags say the dataset,
+    precision and process count, and the config is the resolved experiment under dotted keys (``model.lr_d``), the
+    names sweep parameters have, so a sweep's parameters and the run's config are the same entries."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    from gan_lightning.config import flatten
+
+    wandb_config = config.logger.wandb
+    trainer = config.trainer
+    devices = trainer.get("devices", "auto")
+    automatic = [f"data:{config.data.name}", f"precision:{trainer.get('precision', '32-true')}",
+                 f"devices:{devices}" + (f"x{trainer.num_nodes}" if trainer.get("num_nodes", 1) != 1 else "")]
+    options = {"mode": wandb_config.mode} if wandb_config.mode else {}  # null: wandb reads $WANDB_MODE
+    return WandbLogger(
+        project=wandb_config.project, entity=wandb_config.entity, name=config.run.name,
+        group=wandb_config.group or config.model.name, job_type=wandb_config.job_type,
+        tags=list(dict.fromkeys([*wandb_config.tags, *automatic])), save_dir=str(run_dir),
+        config=flatten(OmegaConf.to_container(config, resolve=True)), log_model=wandb_config.log_model, **options)
+
+
+class WandbDashboard(L.Callback):
+    """The best FID and the batch it was reached at, in the W&B run summary (val/fid_best, val/fid_best_step), so
+    runs sort by it on a dashboard. (Every scalar already uses the batch count as its x-axis: Lightning's
+    WandbLogger logs trainer/global_step with each row and defines it as the step metric of "*".) Only rank 0 has a
+    W&B run."""
+
+    def __init__(self) -> None:
+        self.best: float | None = None
+
+    @staticmethod
+    def _runs(trainer: L.Trainer) -> list[Any]:
         from lightning.pytorch.loggers import WandbLogger
 
-        loggers.append(WandbLogger(
-            project=wandb_config.project, entity=wandb_config.entity, name=config.run.name,
-            group=wandb_config.group or config.model.name, tags=list(wandb_config.tags), save_dir=str(run_dir),
-            mode=wandb_config.mode, config=OmegaConf.to_container(config, resolve=True),
-        ))
-    return loggers
+        if not trainer.is_global_zero:
+            return []
+        return [logger.experiment for logger in trainer.loggers if isinstance(logger, WandbLogger)]
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
+        fid = trainer.callback_metrics.get("val/fid")  # set by the metrics callback, which runs before this one
+        if fid is None or (self.best is not None and float(fid) >= self.best):
+            return
+        self.best = float(fid)
+        for run in self._runs(trainer):
+            run.summary["val/fid_best"] = self.best
+            run.summary["val/fid_best_step"] = trainer.global_step
+
+
+def logged_step(trainer: L.Trainer) -> int:
+    """The step a logger files this batch's values under: the batches before it, as Lightning logs ``self.log``
+    values, so scalars and images of one batch line up."""
+    return max(trainer.global_step - 1, 0)
 
 
 def publish_scalars(trainer: L.Trainer, numbers: dict[str, float]) -> None:
@@ -69,5 +117,5 @@ def publish_scalars(trainer: L.Trainer, numbers: dict[str, float]) -> None:
     ``ModelCheckpoint(monitor=...)`` looks.
     """
     for logger in trainer.loggers:
-        logger.log_metrics(numbers, step=max(trainer.global_step - 1, 0))
+        logger.log_metrics(numbers, step=logged_step(trainer))
     trainer.callback_metrics.update({k: torch.tensor(v) for k, v in numbers.items()})

@@ -13,6 +13,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from gan_lightning.callbacks.periodic import PeriodicCallback
+from gan_lightning.loggers import logged_step
 
 
 def image_grid(samples: Tensor, nrow: int) -> Tensor:
@@ -48,7 +49,7 @@ class SampleGridCallback(PeriodicCallback):
         preview = pl_module.preview(self.n, self.nrow, trainer.datamodule)
         path = self.directory / f"step_{step:07d}.png"
         grid = save_samples(preview.images, path, preview.nrow, mode_centres(trainer.datamodule))
-        log_image(trainer.loggers, "samples", grid, step, path)
+        log_image(trainer.loggers, "samples", grid, logged_step(trainer), path)
         return path
 
 

@@ -1,0 +1,263 @@
+"""Hyperparameter sweeps in W&B's own sweep format: validated before anything starts, run by a W&B agent (online) or
+by a local search with no server (grid or random over the same YAML).
+
+A sweep file (``experiments/sweeps/*.yaml``) is a W&B sweep configuration whose ``command`` runs this CLI::
+
+    command: [gan-lightning, train, wgan_gp_mnist, run.quiet=true, ${args_no_hyphens}]
+    method: random
+    metric: {name: val/fid, goal: minimize}
+    parameters:
+      model.lr_d: {values: [1.0e-4, 3.0e-4]}
+
+The agent turns each trial's parameters into ``key=value`` words (``${args_no_hyphens}``), which are this CLI's
+dotlist overrides, so parameters are named by dotted config keys. A trial names itself by the hyperparameters that
+differ from the experiment's (``wgan_gp_mnist lr_d=0.0003 n_critic=3``) and trains in a directory of its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import math
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from gan_lightning import config as config_lib
+from gan_lightning.errors import ConfigError, GanLightningError
+
+METHODS = ("grid", "random", "bayes")
+LOCAL_METHODS = ("grid", "random")
+# Distributions the local search draws from (W&B's names); W&B online accepts more.
+LOCAL_DISTRIBUTIONS = ("uniform", "log_uniform_values", "int_uniform", "categorical")
+ARGS_MACRO = "${args_no_hyphens}"
+# Keys that place or name a run: never part of a trial's name.
+_NOT_HYPERPARAMETERS = ("run.", "callbacks.", "logger.")
+
+
+@dataclass
+class Sweep:
+    path: Path
+    spec: dict[str, Any]  # the YAML as a plain dict, W&B's sweep configuration
+    experiment: str  # the word after "train" in the command
+
+    @property
+    def parameters(self) -> dict[str, dict[str, Any]]:
+        return self.spec["parameters"]
+
+    @property
+    def metric(self) -> tuple[str, str]:
+        return self.spec["metric"]["name"], self.spec["metric"]["goal"]
+
+
+def _fail(path: Path, message: str) -> GanLightningError:
+    return ConfigError(f"{path}: {message}")
+
+
+def load_sweep(path: str | Path) -> Sweep:
+    """Read and check a sweep file: its shape, its command, and every parameter value against the experiment's
+    config (a key the config does not have, or a value of the wrong type, is one line naming both)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep file {path} does not exist")
+    try:
+        spec = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    except Exception as error:  # YAML syntax errors come from several libraries
+        raise _fail(path, f"cannot parse YAML: {' '.join(str(error).split())[:200]}") from None
+    if not isinstance(spec, dict):
+        raise _fail(path, "expected a mapping (W&B sweep configuration)")
+    method = spec.get("method")
+    if method not in METHODS:
+        raise _fail(path, f"method: {method!r}; accepted: {', '.join(METHODS)}")
+    metric = spec.get("metric")
+    if not (isinstance(metric, dict) and isinstance(metric.get("name"), str)
+            and metric.get("goal") in ("minimize", "maximize")):
+        raise _fail(path, "metric: expected {name: <logged scalar, e.g. val/fid>, goal: minimize | maximize}")
+    command = spec.get("command")
+    if not (isinstance(command, list) and "train" in command and ARGS_MACRO in command
+            and command.index("train") + 1 < len(command)):
+        raise _fail(path, f"command: expected a list like [gan-lightning, train, EXPERIMENT, {ARGS_MACRO}]")
+    experiment = str(command[command.index("train") + 1])
+    parameters = spec.get("parameters")
+    if not isinstance(parameters, dict) or not parameters:
+        raise _fail(path, "parameters: expected a mapping of dotted config keys to {values: [...]} or a distribution")
+    fixed = [str(word) for word in command[command.index("train") + 2:] if "=" in str(word)]
+    try:
+        config_lib.load_experiment(experiment, fixed)
+    except ConfigError as error:
+        raise _fail(path, f"command: {error}") from None
+    for key, block in parameters.items():
+        for value in _candidate_values(path, key, block, method):
+            try:
+                config_lib.load_experiment(experiment, [*fixed, f"{key}={value}"])
+            except ConfigError as error:
+                raise _fail(path, f"parameters.{key}={value!r}: {error}") from None
+    return Sweep(path, spec, experiment)
+
+
+def _candidate_values(path: Path, key: str, block: Any, method: str) -> list[Any]:
+    """The values to check a parameter with: all listed values, or a distribution's bounds."""
+    where = f"parameters.{key}"
+    if not isinstance(block, dict):
+        raise _fail(path, f"{where}: expected a mapping ({{values: [...]}}, {{value: x}} or a distribution)")
+    if "value" in block:
+        return [block["value"]]
+    if "values" in block:
+        if not isinstance(block["values"], list) or not block["values"]:
+            raise _fail(path, f"{where}.values: expected a non-empty list")
+        return list(block["values"])
+    if method == "grid":
+        raise _fail(path, f"{where}: a grid needs values (or value), not a distribution")
+    if "min" in block and "max" in block:
+        low, high = block["min"], block["max"]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)) or low >= high:
+            raise _fail(path, f"{where}: min and max must be numbers with min < max, got {low!r}, {high!r}")
+        return [low, high]
+    raise _fail(path, f"{where}: expected values, value, or min and max (with a distribution)")
+
+
+# --- what a trial is: its overrides, its command, its name ----------------------------------------------------
+
+
+def agent_words(parameters: dict[str, Any]) -> list[str]:
+    """``${args_no_hyphens}`` as the W&B agent expands it: ``key=value`` with Python's str of each value."""
+    return [f"{key}={value}" for key, value in parameters.items()]
+
+
+def trial_command(sweep: Sweep, parameters: dict[str, Any]) -> list[str]:
+    """The sweep's command with the trial's words in place of ``${args_no_hyphens}``."""
+    words: list[str] = []
+    for word in sweep.spec["command"]:
+        words += agent_words(parameters) if word == ARGS_MACRO else [str(word)]
+    return words
+
+
+def _short(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def trial_name(experiment: str, overrides: list[str]) -> str:
+    """The experiment's name and the hyperparameters the overrides change (``wgan_gp_mnist lr_d=0.0003``)."""
+    base = config_lib.flatten(config_lib.load_experiment(experiment))
+    changed = config_lib.flatten(config_lib.load_experiment(experiment, overrides))
+    differing = [f"{key.rsplit('.', 1)[-1]}={_short(changed[key])}" for key in changed
+                 if not key.startswith(_NOT_HYPERPARAMETERS) and changed[key] != base.get(key)]
+    return " ".join([Path(experiment).stem, *differing])
+
+
+def agent_trial_overrides(experiment: str, overrides: list[str]) -> list[str]:
+    """Under a W&B agent (WANDB_SWEEP_ID and WANDB_RUN_ID set), a trial trains in
+    runs/<experiment>/sweep-<sweep id>/<run id> and is named by its hyperparameters, unless the overrides choose."""
+    sweep_id, run_id = os.environ.get("WANDB_SWEEP_ID"), os.environ.get("WANDB_RUN_ID")
+    if not (sweep_id and run_id):
+        return []
+    given = {item.split("=", 1)[0] for item in overrides}
+    extra = []
+    if "run.dir" not in given:
+        extra.append(f"run.dir={Path('runs') / Path(experiment).stem / f'sweep-{sweep_id}' / run_id}")
+    if "run.name" not in given:
+        extra.append(f"run.name={trial_name(experiment, overrides)}")
+    return extra
+
+
+# --- the local search: grid or random over the same file, no server -------------------------------------------
+
+
+def local_trials(sweep: Sweep, count: int | None, seed: int) -> list[dict[str, Any]]:
+    """The trials' parameters: a grid in file order (the first ``count``), or ``count`` random draws."""
+    method = sweep.spec["method"]
+    if method not in LOCAL_METHODS:
+        raise _fail(sweep.path, f"method: {method} needs W&B's search engine; --local runs "
+                                f"{' and '.join(LOCAL_METHODS)} (or run the sweep online)")
+    keys = list(sweep.parameters)
+    if method == "grid":
+        choices = [_candidate_values(sweep.path, key, sweep.parameters[key], "grid") for key in keys]
+        grid = [dict(zip(keys, combination, strict=True)) for combination in itertools.product(*choices)]
+        return grid[:count] if count else grid
+    if not count:
+        raise _fail(sweep.path, "method: random has no end: give --count")
+    draw = random.Random(seed)
+    samplers = {key: _sampler(sweep.path, key, sweep.parameters[key]) for key in keys}
+    return [{key: samplers[key](draw) for key in keys} for _ in range(count)]
+
+
+def _sampler(path: Path, key: str, block: dict[str, Any]) -> Callable[[random.Random], Any]:
+    if "value" in block:
+        return lambda draw: block["value"]
+    if "values" in block:
+        return lambda draw: draw.choice(block["values"])
+    distribution = block.get("distribution", "uniform" if isinstance(block.get("min"), float) else "int_uniform")
+    low, high = block["min"], block["max"]
+    if distribution == "uniform":
+        return lambda draw: draw.uniform(low, high)
+    if distribution == "log_uniform_values":
+        return lambda draw: math.exp(draw.uniform(math.log(low), math.log(high)))
+    if distribution == "int_uniform":
+        return lambda draw: draw.randint(int(low), int(high))
+    raise _fail(path, f"parameters.{key}.distribution: {distribution!r}; --local draws from "
+                      f"{', '.join(LOCAL_DISTRIBUTIONS)}")
+
+
+def run_local(sweep: Sweep, out: Path, count: int | None, jobs: int, seed: int,
+              extra: list[str] | None = None) -> list[dict[str, Any]]:
+    """Run the trials as normal CLI runs (W&B offline unless the environment says otherwise), ``jobs`` at a time,
+    each in ``out/trial-NNN``; returns one record per trial (its parameters, exit status and scores)."""
+    trials = local_trials(sweep, count, seed)
+    out.mkdir(parents=True, exist_ok=True)
+
+    def run(index: int, parameters: dict[str, Any]) -> dict[str, Any]:
+        run_dir = out / f"trial-{index:03d}"
+        words = agent_words(parameters)
+        command = [sys.executable, "-m", "gan_lightning", *trial_command(sweep, parameters)[1:],
+                   f"run.dir={run_dir}", f"run.name={trial_name(sweep.experiment, words)}", *(extra or [])]
+        env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+        with open(out / f"trial-{index:03d}.log", "w") as log:
+            code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
+        return {"trial": run_dir.name, "exit": code, **parameters, **_scores(run_dir, sweep.metric[0])}
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(lambda item: run(*item), enumerate(trials)))
+
+
+def _scores(run_dir: Path, metric: str) -> dict[str, Any]:
+    """The metric's last and best logged values (best = lowest) from the run's metrics.csv."""
+    values = []
+    if (run_dir / "metrics.csv").is_file():
+        with (run_dir / "metrics.csv").open(newline="") as handle:
+            values = [float(row[metric]) for row in csv.DictReader(handle) if row.get(metric)]
+    return {metric: values[-1] if values else None, f"best {metric}": min(values) if values else None}
+
+
+def results_table(sweep: Sweep, records: list[dict[str, Any]], path: Path) -> str:
+    """Trials sorted by the metric (failed or unscored last), written as CSV; returns the Markdown table."""
+    metric, goal = sweep.metric
+    scored = sorted((r for r in records if r[metric] is not None), key=lambda r: r[metric],
+                    reverse=goal == "maximize")
+    ordered = scored + [r for r in records if r[metric] is None]
+    header = ["trial", "exit", *sweep.parameters, metric, f"best {metric}"]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(ordered)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for record in ordered:
+        cells = [_short(record[key]) if record.get(key) is not None else "" for key in header]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run_online(sweep: Sweep, count: int | None, project: str | None, entity: str | None) -> str:
+    """Create the sweep on the W&B server and run an agent here; returns the sweep id."""
+    import wandb
+
+    sweep_id = wandb.sweep(sweep.spec, project=project or "gan-lightning", entity=entity)
+    wandb.agent(sweep_id, count=count, project=project or "gan-lightning", entity=entity)
+    return sweep_id
