@@ -190,7 +190,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         sweep_id = sweeps.run_online(sweep, args.count, args.project, args.entity)
         print(f"sweep {sweep_id} done")
         return 0
-    out = Path(args.out or Path("runs") / "sweeps" / args.file.stem)
+    out = Path(args.out or Path("runs") / "sweeps" / sweep.path.stem)
     records = sweeps.run_local(sweep, out, args.count, args.jobs, args.seed, list(args.overrides))
     print(sweeps.results_table(sweep, records, out / "trials.csv"))
     failed = [r["trial"] for r in records if r["exit"]]
@@ -218,6 +218,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     for folder, origin in experiment_dirs():
         names = [name for name, path in sources.items() if path.parent == folder]
         print(f"  {folder} ({origin}): {', '.join(names) if names else 'none'}")
+        sweep_files = sorted(p.stem for p in (folder / "sweeps").glob("*.yaml"))
+        if sweep_files:
+            print(f"    sweeps: {', '.join(sweep_files)}")
     return 0
 
 
@@ -271,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     translate.set_defaults(handler=_cmd_translate)
 
     sweep = commands.add_parser("sweep", help="run a W&B sweep file: online with an agent, or --local")
-    sweep.add_argument("file", type=Path, help="a sweep YAML (W&B format), e.g. experiments/sweeps/x.yaml")
+    sweep.add_argument("file", help="a sweep YAML (W&B format), or a shipped sweep's name (see list)")
     sweep.add_argument("overrides", nargs="*", help="dotlist for every trial (--local), e.g. trainer.max_steps=100")
     sweep.add_argument("--count", type=int, default=None, help="trials to run (a grid: all by default)")
     sweep.add_argument("--project", default=None, help="W&B project (default gan-lightning)")

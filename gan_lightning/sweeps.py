@@ -65,9 +65,7 @@ def _fail(path: Path, message: str) -> GanLightningError:
 def load_sweep(path: str | Path) -> Sweep:
     """Read and check a sweep file: its shape, its command, and every parameter value against the experiment's
     config (a key the config does not have, or a value of the wrong type, is one line naming both)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"sweep file {path} does not exist")
+    path = resolve_sweep_path(path)
     try:
         spec = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
     except Exception as error:  # YAML syntax errors come from several libraries
@@ -101,6 +99,19 @@ def load_sweep(path: str | Path) -> Sweep:
             except ConfigError as error:
                 raise _fail(path, f"parameters.{key}={value!r}: {error}") from None
     return Sweep(path, spec, experiment)
+
+
+def resolve_sweep_path(name: str | Path) -> Path:
+    """A sweep YAML path, or the name of one under sweeps/ in an experiment folder (``wgan_gp_mnist_lr``)."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    if path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
+        for folder, _ in config_lib.experiment_dirs():
+            if (folder / "sweeps" / f"{path}.yaml").is_file():
+                return folder / "sweeps" / f"{path}.yaml"
+    shipped = sorted({p.stem for folder, _ in config_lib.experiment_dirs() for p in (folder / "sweeps").glob("*.yaml")})
+    raise ConfigError(f"sweep file {name} does not exist; shipped sweeps: {', '.join(shipped) or 'none'}")
 
 
 def _candidate_values(path: Path, key: str, block: Any, method: str) -> list[Any]:

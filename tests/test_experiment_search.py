@@ -60,5 +60,6 @@ def test_the_wheel_installs_the_shipped_experiments_under_share(tmp_path: Path) 
     assert result.returncode == 0, result.stderr[-1000:]
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    shipped = {Path(n).name for n in names if "/data/share/gan-lightning/experiments/" in n}
-    assert shipped == {p.name for p in (REPO / "experiments").glob("*.yaml")}
+    shipped = {n.split("/data/share/gan-lightning/", 1)[1] for n in names if "/data/share/gan-lightning/" in n}
+    assert shipped == {str(p.relative_to(REPO)) for p in (REPO / "experiments").rglob("*.yaml")}
+    assert any(name.startswith("experiments/sweeps/") for name in shipped)

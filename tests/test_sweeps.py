@@ -132,3 +132,12 @@ def test_online_sweep_creates_the_sweep_and_runs_an_agent(tmp_path: Path, monkey
     assert calls[0][0] == "sweep" and calls[0][1]["parameters"] == {"model.lr_d": {"values": [1e-4, 3e-4]}}
     assert calls[0][2] == "p" and calls[1] == ("agent", "s1", 3)
     assert "sweep s1 done" in capsys.readouterr().out
+
+
+def test_a_shipped_sweep_is_found_by_name(capsys) -> None:
+    assert sweeps.resolve_sweep_path("wgan_gp_mnist_lr") == next(p for p in SHIPPED if p.stem == "wgan_gp_mnist_lr")
+    assert main(["sweep", "nope_sweep", "--local"]) == 2
+    err = capsys.readouterr().err
+    assert "sweep file nope_sweep does not exist; shipped sweeps: dcgan_mnist_loss_sn_ema" in err
+    assert main(["list"]) == 0
+    assert "    sweeps: dcgan_mnist_loss_sn_ema, gan_grid_mode_collapse, wgan_gp_mnist_lr" in capsys.readouterr().out
