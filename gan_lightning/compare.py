@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,10 +39,11 @@ class Run:
     config: dict[str, Any]  # flattened: "model.lr_g" -> 2e-4
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # scalar -> [(batches, value)]
     seconds: float | None = None
+    label: str | None = None  # set by label_runs when folder names alone are ambiguous
 
     @property
     def name(self) -> str:
-        return self.path.name
+        return self.label or self.path.name
 
     def last(self, key: str) -> float | None:
         series = self.history.get(key)
@@ -108,9 +110,22 @@ def read_run(path: Path) -> Run:
 
 
 def differing_keys(runs: list[Run]) -> list[str]:
-    """Config keys whose values are not the same in every run (a key missing from a run counts as differing)."""
+    """Config keys with different values in the runs that have them (a key only some runs have, such as one
+    variant's own options or a key newer than an old run, differs only if those runs disagree on it)."""
     keys = sorted({key for run in runs for key in run.config} - _PLACEMENT_KEYS)
-    return [key for key in keys if len({json.dumps(run.config.get(key), sort_keys=True) for run in runs}) > 1]
+    return [key for key in keys
+            if len({json.dumps(run.config[key], sort_keys=True) for run in runs if key in run.config}) > 1]
+
+
+def label_runs(runs: list[Run]) -> None:
+    """Name each run by its path below the runs' common folder (``dcgan_mnist/seed0``), or its folder name when
+    those are unique."""
+    names = [run.path.name for run in runs]
+    if len(set(names)) == len(names):
+        return
+    root = Path(os.path.commonpath([run.path.resolve() for run in runs]))
+    for run in runs:
+        run.label = str(run.path.resolve().relative_to(root)) if run.path.resolve() != root else run.path.name
 
 
 def _number(value: float | None, digits: int = 2) -> str:
@@ -222,6 +237,7 @@ def sample_sheet(runs: list[Run], path: Path) -> bool:
 def compare(paths: list[str | Path], out: str | Path) -> str:
     """Read the runs, write the table, the plots and the grid sheet into ``out``; returns the Markdown text."""
     runs = [read_run(path) for path in find_runs(paths)]
+    label_runs(runs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     keys = differing_keys(runs)

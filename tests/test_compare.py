@@ -77,3 +77,15 @@ def test_compare_refuses_what_holds_no_run_in_one_line(tmp_path: Path, capsys, t
     assert main(["compare", str(tmp_path / target), "--out", str(tmp_path / "out")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and message in err
+
+
+def test_runs_with_the_same_folder_name_are_told_apart_by_their_path(sweep: Path, tmp_path: Path) -> None:
+    import shutil
+
+    for variant in ("dcgan_mnist", "sngan_mnist"):
+        shutil.copytree(sweep / "a", tmp_path / "runs" / variant / "seed0")
+    assert main(["compare", str(tmp_path / "runs" / "dcgan_mnist" / "seed0"),
+                 str(tmp_path / "runs" / "sngan_mnist" / "seed0"), "--out", str(tmp_path / "out")]) == 0
+    rows = list(csv.DictReader((tmp_path / "out" / "compare.csv").open()))
+    assert [r["run"] for r in rows] == ["dcgan_mnist/seed0", "sngan_mnist/seed0"]
+    assert [k for k in rows[0] if "." in k] == []  # copies: nothing differs
