@@ -232,19 +232,20 @@ def run_local(sweep: Sweep, out: Path, count: int | None, jobs: int, seed: int,
         env = {**os.environ, "WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
         with open(out / f"trial-{index:03d}.log", "w") as log:
             code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
-        return {"trial": run_dir.name, "exit": code, **parameters, **_scores(run_dir, sweep.metric[0])}
+        return {"trial": run_dir.name, "exit": code, **parameters, **_scores(run_dir, *sweep.metric)}
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         return list(pool.map(lambda item: run(*item), enumerate(trials)))
 
 
-def _scores(run_dir: Path, metric: str) -> dict[str, Any]:
-    """The metric's last and best logged values (best = lowest) from the run's metrics.csv."""
+def _scores(run_dir: Path, metric: str, goal: str = "minimize") -> dict[str, Any]:
+    """The metric's last and best logged values (best by the sweep's goal) from the run's metrics.csv."""
     values = []
     if (run_dir / "metrics.csv").is_file():
         with (run_dir / "metrics.csv").open(newline="") as handle:
             values = [float(row[metric]) for row in csv.DictReader(handle) if row.get(metric)]
-    return {metric: values[-1] if values else None, f"best {metric}": min(values) if values else None}
+    best = (max if goal == "maximize" else min)(values) if values else None
+    return {metric: values[-1] if values else None, f"best {metric}": best}
 
 
 def results_table(sweep: Sweep, records: list[dict[str, Any]], path: Path) -> str:

@@ -141,3 +141,9 @@ def test_a_shipped_sweep_is_found_by_name(capsys) -> None:
     assert "sweep file nope_sweep does not exist; shipped sweeps: dcgan_mnist_loss_sn_ema" in err
     assert main(["list"]) == 0
     assert "    sweeps: dcgan_mnist_loss_sn_ema, gan_grid_mode_collapse, wgan_gp_mnist_lr" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("goal, best", [("minimize", 1.5), ("maximize", 9.0)])
+def test_a_trials_best_value_follows_the_sweeps_goal(tmp_path: Path, goal: str, best: float) -> None:
+    (tmp_path / "metrics.csv").write_text("step,val/x,train/d_loss\n0,,1\n9,9.0,\n19,1.5,\n29,4.0,\n")
+    assert sweeps._scores(tmp_path, "val/x", goal) == {"val/x": 4.0, "best val/x": best}
