@@ -45,7 +45,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="dotlist applied to every run")
     parser.add_argument("--experiments", nargs="+", default=EXPERIMENTS)
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])  # mean ± std: one seed varies up to 2x
     parser.add_argument("--steps", type=int, default=2000, help="training batches per run")
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")

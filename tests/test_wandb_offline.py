@@ -24,6 +24,7 @@ def test_wandb_offline_run_holds_history_config_summary_and_grids(fake_mnist: Pa
     (offline,) = (run / "wandb").glob("offline-run-*")
     record = read_run(offline / f"run-{offline.name.rsplit('-', 1)[1]}.wandb")
     meta = record["run"]
+    assert meta is not None, f"no run record in {offline}: {record['kinds']}"
     assert meta.run_group == "dcgan" and meta.job_type == "train"
     assert set(meta.tags) == {"smoke", "data:mnist", "precision:32-true", "devices:1"}
     # The resolved config under dotted keys: a sweep parameter named model.lr_d is this same entry.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,20 +44,34 @@ def raw_records(path: Path) -> Iterator[bytes]:
             yield pending + chunk
 
 
+def parsed_records(path: Path, wait: float = 60.0) -> list[Any]:
+    """The file's records, once it holds the run's exit record: W&B's service writes the file on its own, and
+    under load it may still be writing when ``wandb.finish()`` has returned."""
+    from wandb.proto import wandb_internal_pb2
+
+    deadline = time.monotonic() + wait
+    while True:
+        records = []
+        for raw in raw_records(path) if path.is_file() else []:
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(raw)
+            records.append(record)
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.5)
+
+
 def read_run(path: Path) -> dict[str, Any]:
     """{"run": the run record, "config": {key: value}, "history": [row dicts], "summary": {key: value},
     "metrics": [metric records]} from one offline run file."""
-    from wandb.proto import wandb_internal_pb2
-
-    out: dict[str, Any] = {"run": None, "config": {}, "history": [], "summary": {}, "metrics": []}
+    out: dict[str, Any] = {"run": None, "config": {}, "history": [], "summary": {}, "metrics": [], "kinds": []}
 
     def key_of(item: Any) -> str:
         return "/".join(item.nested_key) if item.nested_key else item.key
 
-    for raw in raw_records(path):
-        record = wandb_internal_pb2.Record()
-        record.ParseFromString(raw)
+    for record in parsed_records(path):
         kind = record.WhichOneof("record_type")
+        out["kinds"].append(kind)
         if kind == "run":
             out["run"] = record.run
             out["config"].update({item.key: json.loads(item.value_json) for item in record.run.config.update})
