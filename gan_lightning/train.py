@@ -298,6 +298,16 @@ def _record_resume(prepared: Prepared) -> None:
         print(f"resuming {prepared.run_dir} at batch {prepared.resume_step} ({listed})")
 
 
+def _leave_process_group(trainer: L.Trainer) -> None:
+    """Under DDP, all ranks leave together and close their connections before the interpreter exits: a rank whose
+    peers have already exited can otherwise abort (SIGABRT) in the backend's threads at shutdown."""
+    import torch.distributed as dist
+
+    if trainer.world_size > 1 and dist.is_available() and dist.is_initialized():
+        trainer.strategy.barrier("end of training")
+        dist.destroy_process_group()
+
+
 def _record_summary(run_dir: Path, batches: int, seconds: float, status: str) -> None:
     """run.dir/summary.json: batches trained, wall seconds of training summed over resumes, how it ended (read by
     ``gan-lightning compare``)."""
@@ -337,6 +347,7 @@ def train(config: DictConfig) -> Path:
         if owner:
             _record_summary(run_dir, trainer.global_step, time.perf_counter() - started,
                             "finished" if signum is None else f"stopped ({interrupts.signal_name(signum)})")
+        _leave_process_group(trainer)
         if config.logger.wandb.enabled and trainer.is_global_zero:
             import wandb
 
