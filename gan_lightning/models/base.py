@@ -552,19 +552,16 @@ class GANModule(L.LightningModule, abc.ABC):
         # so the bound and the check see the true gradients.
         self._pending_loss, self._pending_clip = loss.detach(), clip
         scaler = self._grad_scaler()
-        deferred = _skips_on_device(optimizer.optimizer)
-        scale = None if scaler is None else (scaler._scale.clone() if deferred and scaler._scale is not None
-                                             else scaler.get_scale())
+        scale_before = scaler._scale.clone() if scaler is not None else None  # exists: backward scaled the loss
         self._step(optimizer)
         if scaler is not None:  # the scaler lowers its scale when it skips an update (overflow: expected under fp16)
+            lowered = scaler._scale < scale_before  # on the device: read with the verdict
             if isinstance(self._verdict, Tensor):
-                self._verdict[1] = (scaler._scale < scale).float().sum() * (1 - self._verdict[0])
+                self._verdict[1] = lowered.float().sum() * (1 - self._verdict[0])
             elif not self._verdict[0]:
-                self._verdict = (False, scaler.get_scale() < scale)
-        if scaler is None:  # ours, for this update only (a GradScaler removes its own)
-            for name in ("found_inf", "grad_scale"):
-                if hasattr(optimizer.optimizer, name):
-                    delattr(optimizer.optimizer, name)
+                self._verdict = (False, bool(lowered))
+        elif _skips_on_device(optimizer.optimizer):  # our found_inf, for this update only (GradScaler removes its own)
+            del optimizer.optimizer.found_inf, optimizer.optimizer.grad_scale
         self.untoggle_optimizer(optimizer)
         return logs, self._verdict
 
