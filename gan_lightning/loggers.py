@@ -76,31 +76,20 @@ def build_wandb_logger(config: DictConfig, run_dir: Path) -> Any:
         config=flatten(OmegaConf.to_container(config, resolve=True)), log_model=wandb_config.log_model, **options)
 
 
-class WandbDashboard(L.Callback):
-    """The best FID and the batch it was reached at, in the W&B run summary (val/fid_best, val/fid_best_step), so
-    runs sort by it on a dashboard. (Every scalar already uses the batch count as its x-axis: Lightning's
-    WandbLogger logs trainer/global_step with each row and defines it as the step metric of "*".) Only rank 0 has a
-    W&B run."""
+def record_best(trainer: L.Trainer, key: str, value: float) -> None:
+    """The lowest ``key`` so far and the batch it was reached at in each W&B run's summary (``<key>_best``,
+    ``<key>_best_step``), so runs sort by it on a dashboard. Every scalar already has the batch count as its x-axis:
+    Lightning's WandbLogger logs trainer/global_step with each row and makes it the step metric of "*"."""
+    from lightning.pytorch.loggers import WandbLogger
 
-    def __init__(self) -> None:
-        self.best: float | None = None
-
-    @staticmethod
-    def _runs(trainer: L.Trainer) -> list[Any]:
-        from lightning.pytorch.loggers import WandbLogger
-
-        if not trainer.is_global_zero:
-            return []
-        return [logger.experiment for logger in trainer.loggers if isinstance(logger, WandbLogger)]
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: Any) -> None:
-        fid = trainer.callback_metrics.get("val/fid")  # set by the metrics callback, which runs before this one
-        if fid is None or (self.best is not None and float(fid) >= self.best):
-            return
-        self.best = float(fid)
-        for run in self._runs(trainer):
-            run.summary["val/fid_best"] = self.best
-            run.summary["val/fid_best_step"] = trainer.global_step
+    if not trainer.is_global_zero:  # only rank 0 has a W&B run
+        return
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            summary = logger.experiment.summary
+            best = summary.get(f"{key}_best")
+            if best is None or value < best:
+                summary[f"{key}_best"], summary[f"{key}_best_step"] = value, trainer.global_step
 
 
 def logged_step(trainer: L.Trainer) -> int:

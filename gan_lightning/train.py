@@ -76,10 +76,6 @@ def build_callbacks(config: DictConfig, run_dir: Path, datamodule: L.LightningDa
         from gan_lightning.callbacks.metrics import MetricsCallback
 
         callbacks.append(MetricsCallback(config.callbacks.metrics, run_dir))
-    if config.logger.wandb.enabled:
-        from gan_lightning.loggers import WandbDashboard
-
-        callbacks.append(WandbDashboard())  # after the metrics callback: it reads the FID just computed
     if hasattr(datamodule, "mode_centres"):  # data with known modes (2-D toy mixtures): mode-collapse metrics
         from gan_lightning.callbacks.modes import ModeMetricsCallback
 

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from gan_lightning.callbacks.periodic import PeriodicCallback
 from gan_lightning.evaluation import evaluate, make_extractor, real_stats_for
-from gan_lightning.loggers import publish_scalars
+from gan_lightning.loggers import publish_scalars, record_best
 from gan_lightning.metrics.stats import needs_real_stats
 
 
@@ -33,6 +33,8 @@ class MetricsCallback(PeriodicCallback):
         numbers = {f"val/{k}": float(v) for k, v in scores.items()
                    if k in ("fid", "is", "is_std", "kid", "kid_std", "classes_covered")}
         publish_scalars(trainer, numbers)
+        if "val/fid" in numbers:
+            record_best(trainer, "val/fid", numbers["val/fid"])
         if trainer.is_global_zero:
             out = self.run_dir / "metrics"
             out.mkdir(parents=True, exist_ok=True)
