@@ -65,23 +65,26 @@ def process_group() -> tuple[int, int]:
     return 0, 1
 
 
-def _own_features(model: Any, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor, rank: int,
-                  world: int) -> list[ExtractorOutput]:
-    """This rank's share of the evaluation batches, extracted, on the CPU."""
+def _own_share(model: Any, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor, rank: int,
+               world: int) -> tuple[list[ExtractorOutput], str | None]:
+    """This rank's share of the evaluation batches, extracted, on the CPU; or its failure (non-finite samples),
+    which must travel to rank 0 like the features rather than leave the other ranks waiting in the gather."""
     batches = model.eval_samples(settings.n_samples, settings.batch_size, settings.seed, datamodule,
                                  shard=(rank, world))
-    return [ExtractorOutput(*(t.cpu() for t in extractor(batch))) for batch in finite_batches(batches)]
+    try:
+        return [ExtractorOutput(*(t.cpu() for t in extractor(batch))) for batch in finite_batches(batches)], None
+    except MetricsError as error:
+        return [], str(error)
 
 
-def _gather_in_batch_order(own: list[ExtractorOutput], world: int) -> ExtractorOutput | None:
-    """Every rank's batches on rank 0, interleaved back into the order one process would have made them (batch i
-    comes from rank i mod W); None on the other ranks."""
-    rank = torch.distributed.get_rank()
-    shares: list[Any] = [None] * world if rank == 0 else None
-    torch.distributed.gather_object(own, shares, dst=0)
-    if rank != 0:
-        return None
-    ordered = [shares[i % world][i // world] for i in range(sum(len(share) for share in shares))]
+def _in_batch_order(shares: list[tuple[list[ExtractorOutput], str | None]]) -> ExtractorOutput:
+    """Every rank's batches interleaved back into the order one process would have made them (batch i comes from
+    rank i mod W); the first rank's failure instead, if any rank failed."""
+    failure = next((failure for _, failure in shares if failure), None)
+    if failure:
+        raise MetricsError(failure)
+    outputs = [own for own, _ in shares]
+    ordered = [outputs[i % len(outputs)][i // len(outputs)] for i in range(sum(map(len, outputs)))]
     if not ordered:
         raise MetricsError("no images to evaluate")
     return ExtractorOutput(torch.cat([out.features for out in ordered]), torch.cat([out.logits for out in ordered]))
@@ -117,17 +120,10 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
         return _scores(extract(extractor, finite_batches(model.eval_samples(
             settings.n_samples, settings.batch_size, settings.seed, datamodule))), datamodule, settings, extractor,
             real, names)
-    # A non-finite batch on one rank is reported by all of them, after the gather everyone takes part in.
-    try:
-        own, failure = _own_features(model, datamodule, settings, extractor, rank, world), None
-    except MetricsError as error:
-        own, failure = [], str(error)
-    failures: list[Any] = [None] * world
-    torch.distributed.all_gather_object(failures, failure)
-    if any(failures):
-        raise MetricsError(next(f for f in failures if f))
-    gathered = _gather_in_batch_order(own, world)
-    return _same_on_every_rank(lambda: _scores(gathered, datamodule, settings, extractor, real, names))
+    shares: list[Any] | None = [None] * world if rank == 0 else None
+    torch.distributed.gather_object(_own_share(model, datamodule, settings, extractor, rank, world), shares, dst=0)
+    # Scored on rank 0; the scores, or a failure on any rank, reach every rank.
+    return _same_on_every_rank(lambda: _scores(_in_batch_order(shares), datamodule, settings, extractor, real, names))
 
 
 def _scores(fake: ExtractorOutput, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor,
