@@ -1,16 +1,22 @@
-"""Folders of jpg/png images decoded once into a uint8 array cache, memory-mapped by every later run.
+"""Images decoded once into a uint8 array cache, memory-mapped by every later run: the loader of every folder dataset.
 
-A folder is decoded (with a progress bar) into one N x C x S x S uint8 ``.npy`` file under the cache dir, keyed
-by the folder's file names, sizes and modification times, the size S and the channel count: a changed file makes
-a new cache entry, an unchanged folder is never decoded again. The array is opened memory-mapped, so a dataset
-larger than memory streams from the page cache instead of being held twice.
+A list of jpg/png files is decoded (in parallel worker processes, with a progress bar) into one N x C x S x S uint8
+``.npy`` file under the cache dir, keyed by the files' paths, sizes and modification times and by the preprocessing
+(``Preprocess``: crop, size, channels): a changed file or setting makes a new cache entry, an unchanged folder is
+never decoded again. The file is written in order, chunk by chunk, so building the cache of a dataset larger than
+memory never holds it whole; it is opened memory-mapped, so batches are sliced from the page cache instead of
+from a second copy in RAM.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 import os
 import sys
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +24,13 @@ import torch
 from torch import Tensor
 
 from gan_lightning.checkpoints import atomic_write
-from gan_lightning.errors import GanLightningError
+from gan_lightning.errors import ConfigError, GanLightningError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CACHE_ENV = "GAN_LIGHTNING_CACHE"
+CROPS = ("none", "center", "left_half", "right_half")
+_CHUNK = 256  # images per worker task: large enough to amortise the transfer, small enough for a smooth bar
+_IN_PROCESS_BELOW = 512  # fewer images than this decode in this process (starting workers costs more)
 
 
 def default_data_cache() -> Path:
@@ -29,54 +38,135 @@ def default_data_cache() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "gan_lightning") / "data"
 
 
-def image_files(folder: Path) -> list[Path]:
-    """The images of ``folder`` in name order; one line if it is missing or holds none."""
+def data_cache(setting: str | None) -> Path:
+    """The cache folder a ``data.cache_dir`` setting names (null: the default one)."""
+    return Path(setting).expanduser() if setting else default_data_cache()
+
+
+def image_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The images of ``folder`` (and, ``recursive``, of its subfolders) in path order; one line if it is missing or
+    holds none."""
     if not folder.is_dir():
         raise GanLightningError(f"image folder {folder} does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    files = sorted(p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise GanLightningError(f"image folder {folder} holds no {'/'.join(IMAGE_SUFFIXES)} images")
     return files
 
 
-def _cache_key(files: list[Path], size: int, channels: int) -> str:
-    digest = hashlib.blake2b(digest_size=12)
-    digest.update(f"v1 size={size} channels={channels} resize=bicubic".encode())
-    for path in files:
-        stat = path.stat()
-        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-    return digest.hexdigest()
+@dataclass(frozen=True)
+class Preprocess:
+    """How a file becomes a C x size x size uint8 array: an optional crop, then a bicubic resize of the result.
+
+    crop: ``none`` (the whole image), ``center`` (a centred square of side ``crop_size``, or of the shorter side when
+    ``crop_size`` is null: CelebA's 178 x 178 face crop), ``left_half`` / ``right_half`` (one half of a side-by-side
+    pix2pix pair, A | B)."""
+
+    size: int
+    channels: int = 3
+    crop: str = "none"
+    crop_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.crop not in CROPS:
+            raise ConfigError(f"crop {self.crop!r}; accepted: {', '.join(CROPS)}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"data.channels: {self.channels}; accepted: 1, 3")
+
+    @property
+    def key(self) -> str:
+        return f"size={self.size} channels={self.channels} crop={self.crop}:{self.crop_size} resize=bicubic"
+
+    def box(self, width: int, height: int) -> tuple[int, int, int, int] | None:
+        if self.crop == "left_half":
+            return (0, 0, width // 2, height)
+        if self.crop == "right_half":
+            return (width // 2, 0, width // 2 * 2, height)
+        if self.crop == "center":
+            side = min(self.crop_size or min(width, height), width, height)
+            left, top = (width - side) // 2, (height - side) // 2
+            return (left, top, left + side, top + side)
+        return None
 
 
-def decode_image(path: Path, size: int, channels: int) -> np.ndarray:
-    """One image as C x size x size uint8 (resized whole, bicubic as in the CycleGAN code); one line if unreadable."""
+def decode_image(path: Path, preprocess: Preprocess) -> np.ndarray:
+    """One image file as C x size x size uint8; one line naming the file if it cannot be read."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB" if channels == 3 else "L").resize((size, size), Image.BICUBIC)
-            array = np.asarray(image, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as error:
+            box = preprocess.box(*image.size)
+            image = image.crop(box) if box else image
+            image = image.convert("RGB" if preprocess.channels == 3 else "L")
+            array = np.asarray(image.resize((preprocess.size, preprocess.size), Image.BICUBIC), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
         raise GanLightningError(f"cannot read image {path} ({type(error).__name__})") from None
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
-def cached_folder(folder: Path, size: int, channels: int, cache_dir: Path | None = None) -> Tensor:
-    """All images of ``folder`` as a uint8 N x C x size x size tensor over a memory-mapped cache file."""
-    files = image_files(folder)
+def _decode_chunk(files: Sequence[Path], preprocess: Preprocess) -> np.ndarray:
+    return np.stack([decode_image(path, preprocess) for path in files])
+
+
+def _cache_key(files: Sequence[Path], preprocess: Preprocess) -> str:
+    digest = hashlib.blake2b(digest_size=12)
+    digest.update(f"v2 {preprocess.key}".encode())
+    for path in files:
+        try:
+            stat = path.stat()
+        except OSError:
+            raise GanLightningError(f"cannot read image {path} (missing)") from None
+        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def default_workers() -> int:
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def _decoded_chunks(files: Sequence[Path], preprocess: Preprocess, workers: int) -> Iterator[np.ndarray]:
+    """The decoded images in file order, a chunk at a time (from ``workers`` processes when it pays)."""
+    chunks = [files[start : start + _CHUNK] for start in range(0, len(files), _CHUNK)]
+    if workers <= 1 or len(files) < _IN_PROCESS_BELOW:
+        for chunk in chunks:
+            yield _decode_chunk(chunk, preprocess)
+        return
+    # fork: workers need only PIL and numpy, and start at once (spawn would import torch in each)
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+        yield from pool.map(_decode_chunk, chunks, [preprocess] * len(chunks))
+
+
+def cached_images(files: Sequence[Path], preprocess: Preprocess, cache_dir: Path | None = None, name: str = "images",
+                  workers: int | None = None) -> Tensor:
+    """``files`` as a uint8 N x C x size x size tensor over a memory-mapped cache file, decoding them on first use."""
     cache_dir = cache_dir or default_data_cache()
-    path = cache_dir / f"{folder.name}-{_cache_key(files, size, channels)}.npy"
+    path = cache_dir / f"{name}-{_cache_key(files, preprocess)}.npy"
     if not path.is_file():
         from tqdm import tqdm
 
-        array = np.empty((len(files), channels, size, size), dtype=np.uint8)
-        for index, file in enumerate(tqdm(files, desc=f"decoding {folder}", unit="img", file=sys.stderr,
-                                          disable=None)):  # no bar when stderr is not a terminal
-            array[index] = decode_image(file, size, channels)
+        shape = (len(files), preprocess.channels, preprocess.size, preprocess.size)
+        workers = default_workers() if workers is None else workers
+
+        def write(file) -> None:
+            np.lib.format.write_array_header_1_0(file, {"descr": "|u1", "fortran_order": False, "shape": shape})
+            with tqdm(total=len(files), desc=f"decoding {name}", unit="img", file=sys.stderr,
+                      disable=None) as bar:  # no bar when stderr is not a terminal
+                for chunk in _decoded_chunks(files, preprocess, workers):
+                    file.write(np.ascontiguousarray(chunk).data)
+                    bar.update(len(chunk))
+
         try:
-            atomic_write(path, lambda file: np.save(file, array))
+            atomic_write(path, write)
         except OSError as error:
             raise GanLightningError(f"data.cache_dir: cannot write the image cache to {cache_dir} "
                                     f"({error.strerror or type(error).__name__})") from None
     # Copy-on-write memory map: pages come from the file on first touch and nothing is ever written back.
     return torch.from_numpy(np.load(path, mmap_mode="c"))
+
+
+def cached_folder(folder: Path, preprocess: Preprocess, cache_dir: Path | None = None,
+                  workers: int | None = None) -> Tensor:
+    """All images of ``folder`` (see ``cached_images``), the cache file named after the folder."""
+    return cached_images(image_files(folder), preprocess, cache_dir, folder.name, workers)

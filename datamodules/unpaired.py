@@ -27,7 +27,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from datamodules.base import BatchedDataModule, ConsumedCounter, DataConfig, uint8_to_unit_range
-from datamodules.image_folder import cached_folder
+from datamodules.image_folder import Preprocess, cached_folder, data_cache
 from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.registry import register_datamodule
 
@@ -160,10 +160,10 @@ class UnpairedDataModule(BatchedDataModule):
         if self.images:
             return
         self.prepare_data()
-        cache = Path(self.config.cache_dir).expanduser() if self.config.cache_dir else None
+        cache = data_cache(self.config.cache_dir)
         for split in SPLITS:
             size = self.config.load_size if split.startswith("train") else self.config.crop_size
-            images = cached_folder(self.root / split, size, self.config.channels, cache)
+            images = cached_folder(self.root / split, Preprocess(size, self.config.channels), cache)
             if split.startswith("train") and self.config.limit is not None:
                 images = images[: self.config.limit]
             self.images[split] = images

@@ -155,7 +155,7 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from datamodules.base import uint8_to_unit_range
-    from datamodules.image_folder import decode_image, image_files
+    from datamodules.image_folder import Preprocess, decode_image, image_files
     from gan_lightning.rundir import check_writable
     from gan_lightning.train import load_model
 
@@ -166,13 +166,13 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint)
     if not hasattr(model, "translate"):
         raise GanLightningError(f"{args.checkpoint}: model {model.registry_name} does not translate images")
-    channels, size = model.sample_shape[0], model.sample_shape[-1]
+    preprocess = Preprocess(model.sample_shape[-1], model.sample_shape[0])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for start in tqdm(range(0, len(files), args.batch_size), desc=f"translating {args.direction}", unit="batch",
                       file=sys.stderr, disable=None):
         batch = files[start : start + args.batch_size]
-        images = torch.stack([torch.tensor(decode_image(path, size, channels)) for path in batch])
+        images = torch.stack([torch.tensor(decode_image(path, preprocess)) for path in batch])
         translated = model.translate(uint8_to_unit_range(images), args.direction)
         for path, image in zip(batch, translated, strict=True):
             save_image(image.float().cpu().add(1.0).div(2.0).clamp(0.0, 1.0), out / path.name)
