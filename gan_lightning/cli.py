@@ -12,6 +12,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from gan_lightning.errors import GanLightningError
 
@@ -40,6 +41,36 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chosen_label(model: Any, args: argparse.Namespace) -> Any:
+    """What ``--label`` (a class) or ``--attributes`` (the attributes present, for multi-hot models) asks for: an int,
+    a multi-hot vector, or None (class by row)."""
+    import torch
+
+    if args.label is None and args.attributes is None:
+        return None
+    option = "--label" if args.label is not None else "--attributes"
+    if not model.conditional:
+        raise GanLightningError(f"{option}: model {model.registry_name} is not conditional")
+    if args.label is not None and args.attributes is not None:
+        raise GanLightningError("--label and --attributes: give one of them")
+    names = model.label_names or []
+    if args.label is not None:
+        if model.multi_label:
+            raise GanLightningError(f"--label: this model is conditioned on several attributes; choose them with "
+                                    f"--attributes NAME,NAME (of {', '.join(names)})")
+        if not 0 <= args.label < model.num_classes:
+            raise GanLightningError(f"--label must be in [0, {model.num_classes - 1}], got {args.label}")
+        return args.label
+    if not model.multi_label:
+        raise GanLightningError(f"--attributes: this model is conditioned on one label with {model.num_classes} "
+                                f"classes ({', '.join(names) or 'unnamed'}); choose one with --label N")
+    chosen = [name.strip() for name in args.attributes.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in names]
+    if unknown:
+        raise GanLightningError(f"--attributes: unknown attribute {unknown[0]!r}; the model knows {', '.join(names)}")
+    return torch.tensor([float(name in chosen) for name in names])
+
+
 def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
@@ -50,20 +81,16 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise GanLightningError(f"--n must be >= 1, got {args.n}")
     check_output_path(args.out)
     model = load_model(args.checkpoint)
-    if args.label is not None:
-        if not model.conditional:
-            raise GanLightningError(f"--label: model {model.registry_name} is not conditional")
-        if not 0 <= args.label < model.num_classes:
-            raise GanLightningError(f"--label must be in [0, {model.num_classes - 1}], got {args.label}")
+    label = _chosen_label(model, args)
     row_length = args.nrow
     if args.interpolate or args.arithmetic:
         if not model.latent_tools:
             raise GanLightningError(f"--interpolate/--arithmetic: model {model.registry_name} has no latent space")
         z = _latent_tool_latents(model, args, torch.Generator().manual_seed(args.seed))
         row_length = 4 if args.arithmetic else args.nrow
-        samples = model.generate(z, model.labels_for(len(z), args.label, row_length))
+        samples = model.generate(z, model.labels_for(len(z), label, row_length))
     else:
-        samples = model.draw_samples(args.n, args.seed, args.label, row_length)
+        samples = model.draw_samples(args.n, args.seed, label, row_length)
     if not bool(torch.isfinite(samples).all()):
         raise GanLightningError(f"{args.checkpoint}: the generator produced non-finite samples (NaN/inf)")
     save_samples(samples, args.out, nrow=row_length, centres=mode_centres(_stored_datamodule(model)))
@@ -241,7 +268,11 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--n", type=int, default=64)
     sample.add_argument("--out", required=True, help="a .png grid, or .pt for the raw samples in data space")
     sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--label", type=int, default=None, help="class to draw (conditional models)")
+    sample.add_argument("--label", type=int, default=None, help="class to draw (conditional models; one binary "
+                        "attribute: 1 = present)")
+    sample.add_argument("--attributes", default=None, metavar="NAME,NAME",
+                        help="models conditioned on several attributes: the ones present (the others absent; "
+                        "\"\" = none)")
     sample.add_argument("--nrow", type=int, default=8, help="images per grid row")
     sample.add_argument("--interpolate", action="store_true",
                         help="rows of --nrow samples interpolating (slerp) between two random latents")

@@ -56,7 +56,9 @@ def build_datamodule(config: DictConfig) -> L.LightningDataModule:
 def build_model(config: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
     model_cls = registry.get_model_class(config.model.name)
     return model_cls(config.model, datamodule.sample_shape, datamodule.num_classes,
-                     experiment=OmegaConf.to_container(config, resolve=True))
+                     experiment=OmegaConf.to_container(config, resolve=True),
+                     label_names=getattr(datamodule, "label_names", None),
+                     multi_label=getattr(datamodule, "multi_label", False))
 
 
 def build_callbacks(config: DictConfig, run_dir: Path, datamodule: L.LightningDataModule) -> list[L.Callback]:
@@ -364,7 +366,8 @@ def load_model(path: str | Path) -> L.LightningModule:
     config = hparams["config"]
     model_cls = registry.get_model_class(config.get("name") if isinstance(config, dict) else None)
     try:
-        model = model_cls(config, hparams["sample_shape"], hparams["num_classes"], hparams.get("experiment"))
+        model = model_cls(config, hparams["sample_shape"], hparams["num_classes"], hparams.get("experiment"),
+                          label_names=hparams.get("label_names"), multi_label=hparams.get("multi_label", False))
         model.load_state_dict(checkpoint["state_dict"])
     except (RuntimeError, KeyError, TypeError, ValueError) as error:
         first = " ".join(str(error).split())[:200]

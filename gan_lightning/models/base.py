@@ -167,12 +167,17 @@ class GANModule(L.LightningModule, abc.ABC):
     conditional = False  # True: G and D receive class labels
 
     def __init__(self, config: DictConfig | dict[str, Any], sample_shape: tuple[int, ...] | list[int],
-                 num_classes: int | None = None, experiment: dict[str, Any] | None = None):
+                 num_classes: int | None = None, experiment: dict[str, Any] | None = None,
+                 label_names: list[str] | None = None, multi_label: bool = False):
+        """``num_classes``: classes of the data's labels, or attributes when ``multi_label`` (labels are then N x K
+        multi-hot float vectors, e.g. CelebA attributes); ``label_names``: their names, for the sample CLI."""
         super().__init__()
         config = OmegaConf.merge(OmegaConf.structured(self.Config), config)
         self.check_config(config)
         self.save_hyperparameters({"config": OmegaConf.to_container(config), "sample_shape": list(sample_shape),
-                                   "num_classes": num_classes, "experiment": experiment})
+                                   "num_classes": num_classes, "experiment": experiment,
+                                   "label_names": list(label_names) if label_names else None,
+                                   "multi_label": multi_label})
         # The validated dataclass, not the DictConfig: a DictConfig attribute read costs ~15 us, and the loop reads
         # about twenty settings per batch.
         self.config = OmegaConf.to_object(config)
@@ -180,6 +185,12 @@ class GANModule(L.LightningModule, abc.ABC):
         if self.conditional and not num_classes:
             raise ConfigError(f"model.name: {self.registry_name} is conditional but the data has no class labels")
         self.num_classes = num_classes if self.conditional else None
+        self.multi_label = multi_label and self.conditional
+        self.label_names = list(label_names) if label_names and self.conditional else None
+        # Multi-hot labels are drawn attribute by attribute with the data's frequencies (set at fit start from the
+        # datamodule; a buffer, so evaluating a checkpoint draws them the same way). Attributes are drawn
+        # independently: correlations between them (Male and Wearing_Lipstick) are not reproduced.
+        self.register_buffer("label_prior", torch.full((num_classes,), 0.5) if self.multi_label else None)
         self.automatic_optimization = False
         # A buffer (None for the normal prior), so the mixture's means travel with the weights in checkpoints.
         self.register_buffer("latent_means", torch.randn(config.latent_components, config.latent_dim)
@@ -437,10 +448,13 @@ class GANModule(L.LightningModule, abc.ABC):
         z = self.sample_latent(n, torch.Generator().manual_seed(seed))
         return self.generate(z, self.labels_for(n, label, nrow))
 
-    def labels_for(self, n: int, label: int | None, nrow: int) -> Tensor | None:
-        """``n`` labels: all ``label``, or (label None) class by row; None for unconditional models."""
+    def labels_for(self, n: int, label: int | Tensor | None, nrow: int) -> Tensor | None:
+        """``n`` labels: all ``label`` (a class, or a multi-hot attribute vector), or (label None) class by row;
+        None for unconditional models."""
         if label is None or not self.conditional:
             return self.fixed_labels(n, nrow)
+        if isinstance(label, Tensor):
+            return label.to(self.device, torch.float32).reshape(1, -1).expand(n, -1).clone()
         return torch.full((n,), label, dtype=torch.long, device=self.device)
 
     # --- sampling -----------------------------------------------------------------------------------
@@ -455,6 +469,9 @@ class GANModule(L.LightningModule, abc.ABC):
     def sample_labels(self, n: int, generator: torch.Generator | None = None) -> Tensor | None:
         if not self.conditional:
             return None
+        if self.multi_label:
+            draws = torch.rand(n, self.num_classes, generator=generator)
+            return (draws < self.label_prior.cpu()).float().to(self.device)
         return torch.randint(0, self.num_classes, (n,), generator=generator).to(self.device)
 
     def fixed_inputs(self, n: int, nrow: int | None = None) -> tuple[Tensor, Tensor | None]:
@@ -463,11 +480,21 @@ class GANModule(L.LightningModule, abc.ABC):
         return self.sample_latent(n, generator), self.fixed_labels(n, nrow)
 
     def fixed_labels(self, n: int, nrow: int | None = None) -> Tensor | None:
-        """Cycling classes; with ``nrow``, class by row (row r of a grid of nrow columns shows class r)."""
+        """Cycling classes; with ``nrow``, class by row (row r of a grid of nrow columns shows class r). Multi-hot
+        attributes: row r shows the attribute combination whose bits are r (attribute k present when bit k is set),
+        so a grid of 2^K rows shows every combination of K attributes."""
         if not self.conditional:
             return None
         index = torch.arange(n) if nrow is None else torch.arange(n) // nrow
+        if self.multi_label:
+            bits = torch.arange(self.num_classes)
+            return ((index[:, None] >> bits.clamp(max=62)) & 1).float().to(self.device)
         return (index % self.num_classes).to(self.device)
+
+    def on_fit_start(self) -> None:
+        frequencies = getattr(self.trainer.datamodule, "label_frequencies", None)
+        if self.multi_label and frequencies is not None:
+            self.label_prior.copy_(torch.as_tensor(frequencies(), dtype=torch.float32))
 
     @property
     def sampling_generator(self) -> nn.Module:
