@@ -5,7 +5,8 @@ A list of jpg/png files is decoded (in parallel worker processes, with a progres
 (``Preprocess``: crop, size, channels): a changed file or setting makes a new cache entry, an unchanged folder is
 never decoded again. The file is written in order, chunk by chunk, so building the cache of a dataset larger than
 memory never holds it whole; it is opened memory-mapped, so batches are sliced from the page cache instead of
-from a second copy in RAM.
+from a second copy in RAM. The block digests of its rows (``datamodules.digest``) are computed while it is written
+and stored beside it (``<cache>.npy.digest``): the data's fingerprint never reads the cache again.
 """
 
 from __future__ import annotations
