@@ -1,8 +1,11 @@
 """LightningDataModules. Importing this package registers every datamodule by name."""
 
+from datamodules.celeba import CelebADataModule
 from datamodules.digits import DigitsDataModule
+from datamodules.folder import FolderDataModule
 from datamodules.mnist import MNISTDataModule
 from datamodules.toy import ToyDataModule
 from datamodules.unpaired import UnpairedDataModule
 
-__all__ = ["DigitsDataModule", "MNISTDataModule", "ToyDataModule", "UnpairedDataModule"]
+__all__ = ["CelebADataModule", "DigitsDataModule", "FolderDataModule", "MNISTDataModule",
+           "ToyDataModule", "UnpairedDataModule"]

@@ -20,12 +20,22 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor
 
-from gan_lightning.errors import ConfigError
+from datamodules.digest import tensor_digest
+from gan_lightning.errors import ConfigError, GanLightningError
+
+FINGERPRINT_VERSION = "v2"  # block digests (datamodules.digest); before: one blake2b over every byte
 
 
 def uint8_to_unit_range(images: Tensor) -> Tensor:
     """uint8 [0, 255] -> float [-1, 1], the range of a Tanh generator."""
     return images.float().div_(127.5).sub_(1.0)
+
+
+def download_failed(what: str, error: BaseException, by_hand: str) -> GanLightningError:
+    """The one-line error of a failed download: what failed, the error squeezed to one short line, what to place
+    where by hand (network errors come in many types; all mean the same to the user)."""
+    reason = " ".join(str(error).split())[:200]
+    return GanLightningError(f"{what} failed ({type(error).__name__}: {reason}); {by_hand}")
 
 
 class ConsumedCounter:
@@ -134,7 +144,23 @@ class BatchedDataModule(L.LightningDataModule, abc.ABC):
 
     @property
     def num_classes(self) -> int | None:
+        """Classes of the labels (single-label data), or the length K of the label vectors (multi-label data)."""
         return None
+
+    @property
+    def multi_label(self) -> bool:
+        """True when a label is a float32 multi-hot vector of K attributes (several may hold at once) rather than one
+        long class index."""
+        return False
+
+    @property
+    def label_names(self) -> list[str] | None:
+        """The name of each class (single-label) or attribute (multi-label); None without labels."""
+        return None
+
+    def label_frequencies(self) -> Tensor:
+        """Multi-label data: the fraction of served samples having each attribute (float32, K)."""
+        raise GanLightningError(f"data.name: {self.registry_name} has no multi-label data")
 
     @property
     def dataset_id(self) -> str:
@@ -179,6 +205,11 @@ class BatchedDataModule(L.LightningDataModule, abc.ABC):
         self._train_batches = self._batches(rank, world, count_on_yield=trainer is None)
         return self._train_batches
 
+    def data_digests(self) -> list[str]:
+        """One digest per tensor of ``data_tensors`` (``datamodules.digest.tensor_digest``). Hashed here by default;
+        a datamodule whose data sits in a cache with stored digests overrides it so nothing is read again."""
+        return [tensor_digest(tensor) for tensor in self.data_tensors()]
+
     @property
     def fingerprint(self) -> str:
         """A digest of the data as served (after limit and resize): a resumed run checks that it trains on the
@@ -186,11 +217,22 @@ class BatchedDataModule(L.LightningDataModule, abc.ABC):
         if self._fingerprint is None:
             self.setup()
             digest = hashlib.blake2b(digest_size=16)
-            for tensor in self.data_tensors():
-                digest.update(str((tuple(tensor.shape), tensor.dtype)).encode())
-                digest.update(tensor.contiguous().numpy().data)
-            self._fingerprint = digest.hexdigest()
+            for part in self.data_digests():
+                digest.update(part.encode())
+            self._fingerprint = f"{FINGERPRINT_VERSION}:{digest.hexdigest()}"
         return self._fingerprint
+
+    def matches_fingerprint(self, stored: str) -> bool:
+        """Whether a checkpoint's fingerprint is this data's. Checkpoints from before block digests hold a plain
+        hex digest of the whole byte stream: those are compared with that (slower) digest, so they still resume."""
+        if stored.startswith(f"{FINGERPRINT_VERSION}:"):
+            return stored == self.fingerprint
+        self.setup()
+        digest = hashlib.blake2b(digest_size=16)
+        for tensor in self.data_tensors():
+            digest.update(str((tuple(tensor.shape), tensor.dtype)).encode())
+            digest.update(tensor.contiguous().numpy().data)
+        return stored == digest.hexdigest()
 
     def state_dict(self) -> dict[str, Any]:
         return {"fingerprint": self.fingerprint}
@@ -210,6 +252,9 @@ class InMemoryDataModule(BatchedDataModule):
         super().__init__(config, seed)
         self.samples: Tensor | None = None
         self.labels: Tensor | None = None
+        # Block digests of the samples ``load`` returned, when a cache stored them (datamodules.digest): the
+        # fingerprint of the served prefix then reads none of the rows they cover.
+        self.sample_blocks: list[str] = []
 
     @abc.abstractmethod
     def load(self) -> tuple[Tensor, Tensor | None]:
@@ -234,6 +279,17 @@ class InMemoryDataModule(BatchedDataModule):
 
     def data_tensors(self) -> list[Tensor]:
         return [t for t in (self.samples, self.labels) if t is not None]
+
+    def data_digests(self) -> list[str]:
+        self.setup()
+        digests = [tensor_digest(self.samples, self.sample_blocks)]
+        return digests + ([tensor_digest(self.labels)] if self.labels is not None else [])
+
+    def label_frequencies(self) -> Tensor:
+        if not self.multi_label:
+            return super().label_frequencies()
+        self.setup()
+        return self.labels.float().mean(0)
 
     def real_samples(self, n: int) -> Tensor:
         """The first ``n`` samples in data space (for metrics and side-by-side grids)."""

@@ -5,7 +5,8 @@ A list of jpg/png files is decoded (in parallel worker processes, with a progres
 (``Preprocess``: crop, size, channels): a changed file or setting makes a new cache entry, an unchanged folder is
 never decoded again. The file is written in order, chunk by chunk, so building the cache of a dataset larger than
 memory never holds it whole; it is opened memory-mapped, so batches are sliced from the page cache instead of
-from a second copy in RAM.
+from a second copy in RAM. The block digests of its rows (``datamodules.digest``) are computed while it is written
+and stored beside it (``<cache>.npy.digest``): the data's fingerprint never reads the cache again.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from datamodules.digest import BLOCK_ROWS, BlockHasher, read_block_digests, write_block_digests
 from gan_lightning.checkpoints import atomic_write
 from gan_lightning.errors import ConfigError, GanLightningError
 
@@ -138,16 +140,27 @@ def _decoded_chunks(files: Sequence[Path], preprocess: Preprocess, workers: int)
         yield from pool.map(_decode_chunk, chunks, [preprocess] * len(chunks))
 
 
-def cached_images(files: Sequence[Path], preprocess: Preprocess, cache_dir: Path | None = None, name: str = "images",
-                  workers: int | None = None) -> Tensor:
+@dataclass
+class ImageCache:
+    """A decoded image cache: the uint8 images (memory-mapped) and the block digests of their rows
+    (``datamodules.digest``), stored beside the cache file so the data's fingerprint never re-reads it."""
+
+    images: Tensor
+    block_digests: list[str]
+
+
+def load_image_cache(files: Sequence[Path], preprocess: Preprocess, cache_dir: Path | None = None,
+                     name: str = "images", workers: int | None = None) -> ImageCache:
     """``files`` as a uint8 N x C x size x size tensor over a memory-mapped cache file, decoding them on first use."""
     cache_dir = cache_dir or default_data_cache()
     path = cache_dir / f"{name}-{_cache_key(files, preprocess)}.npy"
+    blocks = None
     if not path.is_file():
         from tqdm import tqdm
 
         shape = (len(files), preprocess.channels, preprocess.size, preprocess.size)
         workers = default_workers() if workers is None else workers
+        hasher = BlockHasher()
 
         def write(file) -> None:
             np.lib.format.write_array_header_1_0(file, {"descr": "|u1", "fortran_order": False, "shape": shape})
@@ -155,15 +168,36 @@ def cached_images(files: Sequence[Path], preprocess: Preprocess, cache_dir: Path
                       disable=None) as bar:  # no bar when stderr is not a terminal
                 for chunk in _decoded_chunks(files, preprocess, workers):
                     file.write(np.ascontiguousarray(chunk).data)
+                    hasher.update(chunk)  # the digest costs no second read of the file
                     bar.update(len(chunk))
 
         try:
             atomic_write(path, write)
+            blocks = hasher.finish()
+            write_block_digests(path, blocks)
         except OSError as error:
             raise GanLightningError(f"data.cache_dir: cannot write the image cache to {cache_dir} "
                                     f"({error.strerror or type(error).__name__})") from None
     # Copy-on-write memory map: pages come from the file on first touch and nothing is ever written back.
-    return torch.from_numpy(np.load(path, mmap_mode="c"))
+    images = torch.from_numpy(np.load(path, mmap_mode="c"))
+    if blocks is None:
+        blocks = read_block_digests(path)
+    if blocks is None:  # a cache written before digests were stored (or its digest lost): hash it once, keep it
+        hasher = BlockHasher()
+        for start in range(0, len(images), BLOCK_ROWS):
+            hasher.update(images[start : start + BLOCK_ROWS].numpy())
+        blocks = hasher.finish()
+        try:
+            write_block_digests(path, blocks)
+        except OSError:
+            pass  # a read-only cache still works; the digest is recomputed next time
+    return ImageCache(images, blocks)
+
+
+def cached_images(files: Sequence[Path], preprocess: Preprocess, cache_dir: Path | None = None, name: str = "images",
+                  workers: int | None = None) -> Tensor:
+    """``files`` as a uint8 N x C x size x size tensor (see ``load_image_cache``)."""
+    return load_image_cache(files, preprocess, cache_dir, name, workers).images
 
 
 def cached_folder(folder: Path, preprocess: Preprocess, cache_dir: Path | None = None,

@@ -13,7 +13,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 from torch import Tensor
 
-from datamodules.base import ImageDataConfig, ImageDataModule
+from datamodules.base import ImageDataConfig, ImageDataModule, download_failed
 from datamodules.idx import read_idx
 from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.registry import register_datamodule
@@ -75,9 +75,9 @@ class MNISTDataModule(ImageDataModule):
 
         try:
             MNIST(self.config.root, train=self.config.split == "train", download=True)
-        except Exception as error:  # network errors come in many types; all mean the same to the user
-            raise GanLightningError(f"MNIST download into {self.raw_folder} failed ({type(error).__name__}: "
-                                    f"{' '.join(str(error).split())[:200]}); place {names} there by hand") from None
+        except Exception as error:
+            raise download_failed(f"MNIST download into {self.raw_folder}", error,
+                                  f"place {names} there by hand") from None
 
     def load_images(self) -> tuple[Tensor, Tensor]:
         self.prepare_data()

@@ -26,7 +26,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from datamodules.base import BatchedDataModule, ConsumedCounter, DataConfig, uint8_to_unit_range
+from datamodules.base import BatchedDataModule, ConsumedCounter, DataConfig, download_failed, uint8_to_unit_range
 from datamodules.image_folder import Preprocess, cached_folder, data_cache
 from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.registry import register_datamodule
@@ -207,8 +207,7 @@ def download_cyclegan(name: str, root: Path, expected: str) -> None:
                 if not (root / split).exists():
                     shutil.move(str(unpacked / split), str(root / split))
     except Exception as error:  # network, HTTP and archive errors: one line with what to do by hand
-        raise GanLightningError(f"download of {url} failed ({type(error).__name__}: "
-                                f"{' '.join(str(error).split())[:160]}); place {expected} by hand") from None
+        raise download_failed(f"download of {url}", error, f"place {expected} by hand") from None
 
 
 def invert(images: Tensor) -> Tensor:

@@ -213,7 +213,7 @@ class Prepared:
 def _check_resume(checkpoint: dict[str, Any], path: Path, prepared: Prepared, check_data: bool) -> None:
     """The checkpoint must continue this experiment: same data, and batches left to train."""
     stored = checkpoint.get(type(prepared.datamodule).__qualname__, {}).get("fingerprint")
-    if check_data and stored is not None and stored != prepared.datamodule.fingerprint:
+    if check_data and stored is not None and not prepared.datamodule.matches_fingerprint(stored):
         raise ConfigError(f"data: the data now configured (data.root={prepared.config.data.get('root', '-')}) is not "
                           f"the data {path} was trained on; resume with that data, or start a new run.dir")
     max_steps = prepared.trainer.max_steps
