@@ -35,9 +35,9 @@ def tiny(experiment: str, run_dir: Path, data_root: Path) -> list[str]:
 def test_the_zoo_list_covers_the_new_experiments() -> None:
     names = {p.stem for p in EXPERIMENTS_DIR.glob("*.yaml")}
     assert set(ZOO) <= names
-    # dcgan_*: tests/test_cli.py; cyclegan_*: tests/test_translation.py; *_celeba: tests/datamodules/test_celeba.py
+    # dcgan_*: tests/test_cli.py; cyclegan_*: tests/test_translation.py; *_celeba: tests/test_celeba_experiments.py
     assert names - set(ZOO) <= {"dcgan_mnist", "dcgan_digits", "cyclegan_horse2zebra", "cyclegan_digits_invert",
-                                "dcgan_celeba", "wgan_gp_celeba", "sngan_celeba"}, \
+                                "dcgan_celeba", "wgan_gp_celeba", "sngan_celeba", "cgan_celeba"}, \
         "a new experiment YAML needs a smoke test"
 
 
