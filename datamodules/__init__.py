@@ -2,7 +2,8 @@
 
 from datamodules.digits import DigitsDataModule
 from datamodules.mnist import MNISTDataModule
+from datamodules.paired import PairedDataModule
 from datamodules.toy import ToyDataModule
 from datamodules.unpaired import UnpairedDataModule
 
-__all__ = ["DigitsDataModule", "MNISTDataModule", "ToyDataModule", "UnpairedDataModule"]
+__all__ = ["DigitsDataModule", "MNISTDataModule", "PairedDataModule", "ToyDataModule", "UnpairedDataModule"]
