@@ -35,9 +35,9 @@ def tiny(experiment: str, run_dir: Path, data_root: Path) -> list[str]:
 def test_the_zoo_list_covers_the_new_experiments() -> None:
     names = {p.stem for p in EXPERIMENTS_DIR.glob("*.yaml")}
     assert set(ZOO) <= names
-    # dcgan_*: tests/test_cli.py; cyclegan_*: tests/test_translation.py
-    assert names - set(ZOO) <= {"dcgan_mnist", "dcgan_digits", "cyclegan_horse2zebra", "cyclegan_digits_invert"}, \
-        "a new experiment YAML needs a smoke test"
+    # dcgan_*: tests/test_cli.py; cyclegan_*: tests/test_translation.py; pix2pix_*: tests/test_pix2pix.py
+    assert names - set(ZOO) <= {"dcgan_mnist", "dcgan_digits", "cyclegan_horse2zebra", "cyclegan_digits_invert",
+                                "pix2pix_facades", "pix2pix_edges2digits"}, "a new experiment YAML needs a smoke test"
 
 
 @pytest.mark.parametrize("experiment", ZOO)
