@@ -140,6 +140,13 @@ def _decoded_chunks(files: Sequence[Path], preprocess: Preprocess, workers: int)
         yield from pool.map(_decode_chunk, chunks, [preprocess] * len(chunks))
 
 
+def cache_file(files: Sequence[Path], preprocess: Preprocess, cache_dir: Path | None = None,
+               name: str = "images") -> Path:
+    """Where ``load_image_cache`` keeps ``files`` decoded: when it exists, nothing will be decoded (checks that only a
+    first decoding needs can be skipped)."""
+    return (cache_dir or default_data_cache()) / f"{name}-{_cache_key(files, preprocess)}.npy"
+
+
 @dataclass
 class ImageCache:
     """A decoded image cache: the uint8 images (memory-mapped) and the block digests of their rows
@@ -153,7 +160,7 @@ def load_image_cache(files: Sequence[Path], preprocess: Preprocess, cache_dir: P
                      name: str = "images", workers: int | None = None) -> ImageCache:
     """``files`` as a uint8 N x C x size x size tensor over a memory-mapped cache file, decoding them on first use."""
     cache_dir = cache_dir or default_data_cache()
-    path = cache_dir / f"{name}-{_cache_key(files, preprocess)}.npy"
+    path = cache_file(files, preprocess, cache_dir, name)
     blocks = None
     if not path.is_file():
         from tqdm import tqdm

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +50,21 @@ class UnpairedConfig(DataConfig):
     batch_size: int = 1
 
 
+def jitter(images: Tensor, crop_size: int, flip: bool, generator: torch.Generator) -> Tensor:
+    """The pix2pix/CycleGAN jitter of uint8 images: per image a random crop to ``crop_size`` and (``flip``) a left-right
+    flip with probability 1/2, drawn from ``generator``; then [-1, 1]. Paired data jitters the channel-concatenation
+    of each (input, target) pair, so both halves get the same crop and flip."""
+    size = images.shape[-1]
+    out = []
+    for image in images:
+        top, left = (int(v) for v in torch.randint(size - crop_size + 1, (2,), generator=generator))
+        image = image[:, top : top + crop_size, left : left + crop_size]
+        if flip and float(torch.rand((), generator=generator)) < 0.5:
+            image = image.flip(-1)
+        out.append(image)
+    return uint8_to_unit_range(torch.stack(out))
+
+
 class UnpairedBatches(ConsumedCounter):
     """Batches of unaligned (A, B) pairs over two uint8 image arrays, with the CycleGAN jitter; one rank's shard.
 
@@ -75,25 +89,20 @@ class UnpairedBatches(ConsumedCounter):
         generator = torch.Generator().manual_seed((self.seed * 100_003 + epoch) * 2 + stream)
         return torch.randperm(n, generator=generator)
 
-    def _jitter(self, images: Tensor, generator: torch.Generator) -> Tensor:
-        """Random crop to crop_size and (optionally) a left-right flip, per image; then [-1, 1]."""
-        size, crop = images.shape[-1], self.crop_size
-        out = []
-        for image in images:
-            top, left = (int(v) for v in torch.randint(size - crop + 1, (2,), generator=generator))
-            image = image[:, top : top + crop, left : left + crop]
-            if self.flip and float(torch.rand((), generator=generator)) < 0.5:
-                image = image.flip(-1)
-            out.append(image)
-        return uint8_to_unit_range(torch.stack(out))
-
-    def batch(self, index: int) -> dict[str, Tensor]:
+    def _slots(self, index: int) -> tuple[int, Tensor, torch.Generator]:
+        """Batch ``index``'s epoch, its positions in that epoch's orders (this rank's share), and the generator of its
+        crops and flips, seeded with (seed, index, rank)."""
         epoch, position = divmod(index, self.per_epoch)
         slots = (torch.arange(self.batch_size) + position * self.batch_size) * self.world_size + self.rank
+        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + index) * 64 + self.rank)
+        return epoch, slots, generator
+
+    def batch(self, index: int) -> dict[str, Tensor]:
+        epoch, slots, generator = self._slots(index)
         a_rows = self._order(len(self.a), epoch, 0)[slots % len(self.a)]
         b_rows = self._order(len(self.b), epoch, 1)[slots % len(self.b)]
-        generator = torch.Generator().manual_seed((self.seed * 1_000_003 + index) * 64 + self.rank)
-        return {"A": self._jitter(self.a[a_rows], generator), "B": self._jitter(self.b[b_rows], generator)}
+        return {"A": jitter(self.a[a_rows], self.crop_size, self.flip, generator),
+                "B": jitter(self.b[b_rows], self.crop_size, self.flip, generator)}
 
     def __iter__(self) -> Iterator[dict[str, Tensor]]:
         # Runs at the first next(), when every batch yielded before has been consumed: one epoch from there.
@@ -191,21 +200,30 @@ class UnpairedDataModule(BatchedDataModule):
 
 def download_cyclegan(name: str, root: Path, expected: str) -> None:
     """Fetch ``name``.zip from the CycleGAN authors' server and unpack its four folders into ``root``."""
+    download_dataset(CYCLEGAN_URL.format(name=name), name, root, SPLITS, expected)
+
+
+def download_dataset(url: str, name: str, root: Path, folders: tuple[str, ...], expected: str) -> None:
+    """Fetch the archive at ``url`` (.zip or .tar.gz) holding folder ``name`` and move its ``folders`` (those it has)
+    into ``root``, keeping any already there. Any failure is one line saying what to place by hand."""
     import urllib.request
 
-    url = CYCLEGAN_URL.format(name=name)
     try:
         with tempfile.TemporaryDirectory() as scratch:
-            archive = Path(scratch) / f"{name}.zip"
+            archive = Path(scratch) / url.rsplit("/", 1)[-1]
             with urllib.request.urlopen(url, timeout=60) as response, open(archive, "wb") as out:
                 shutil.copyfileobj(response, out)
-            with zipfile.ZipFile(archive) as zipped:
-                zipped.extractall(scratch)
+            # tar members are filtered (no absolute paths, links out of the folder...); zip extraction is safe as is
+            safety = {"filter": "data"} if archive.name.endswith((".tar.gz", ".tgz", ".tar")) else {}
+            shutil.unpack_archive(archive, scratch, **safety)
             unpacked = Path(scratch) / name
+            present = [folder for folder in folders if (unpacked / folder).is_dir()]
+            if not present:
+                raise FileNotFoundError(f"the archive holds none of {', '.join(folders)} under {name}/")
             root.mkdir(parents=True, exist_ok=True)
-            for split in SPLITS:
-                if not (root / split).exists():
-                    shutil.move(str(unpacked / split), str(root / split))
+            for folder in present:
+                if not (root / folder).exists():
+                    shutil.move(str(unpacked / folder), str(root / folder))
     except Exception as error:  # network, HTTP and archive errors: one line with what to do by hand
         raise download_failed(f"download of {url}", error, f"place {expected} by hand") from None
 

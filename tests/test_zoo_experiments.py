@@ -35,10 +35,11 @@ def tiny(experiment: str, run_dir: Path, data_root: Path) -> list[str]:
 def test_the_zoo_list_covers_the_new_experiments() -> None:
     names = {p.stem for p in EXPERIMENTS_DIR.glob("*.yaml")}
     assert set(ZOO) <= names
-    # dcgan_*: tests/test_cli.py; cyclegan_*: tests/test_translation.py; *_celeba: tests/test_celeba_experiments.py
+    # dcgan_*: tests/test_cli.py; cyclegan_*: tests/test_translation.py; *_celeba: tests/test_celeba_experiments.py;
+    # pix2pix_*: tests/test_pix2pix.py
     assert names - set(ZOO) <= {"dcgan_mnist", "dcgan_digits", "cyclegan_horse2zebra", "cyclegan_digits_invert",
-                                "dcgan_celeba", "wgan_gp_celeba", "sngan_celeba", "cgan_celeba"}, \
-        "a new experiment YAML needs a smoke test"
+                                "dcgan_celeba", "wgan_gp_celeba", "sngan_celeba", "cgan_celeba", "pix2pix_facades",
+                                "pix2pix_edges2digits"}, "a new experiment YAML needs a smoke test"
 
 
 @pytest.mark.parametrize("experiment", ZOO)

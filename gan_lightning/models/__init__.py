@@ -5,8 +5,9 @@ from gan_lightning.models.cgan import CGAN
 from gan_lightning.models.cyclegan import CycleGAN
 from gan_lightning.models.dcgan import DCGAN
 from gan_lightning.models.gan import VanillaGAN
+from gan_lightning.models.pix2pix import Pix2Pix
 from gan_lightning.models.sngan import SNGAN
 from gan_lightning.models.wgan import WGAN
 from gan_lightning.models.wgan_gp import WGANGP
 
-__all__ = ["CGAN", "CycleGAN", "DCGAN", "GANConfig", "GANModule", "SNGAN", "VanillaGAN", "WGAN", "WGANGP"]
+__all__ = ["CGAN", "CycleGAN", "DCGAN", "GANConfig", "GANModule", "Pix2Pix", "SNGAN", "VanillaGAN", "WGAN", "WGANGP"]

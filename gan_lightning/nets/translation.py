@@ -4,10 +4,17 @@ Generator (Johnson et al. 2016, the paper's appendix names the layers): c7s1-64,
 u128, u64, c7s1-3 (Tanh); reflection padding, instance norm, 9 residual blocks at 256 px and 6 at 128 px and below.
 Discriminator: the 70x70 PatchGAN, C64-C128-C256-C512 (4x4 convolutions, stride 2 but the last, LeakyReLU 0.2, no
 norm on the first), then a 4x4 convolution to one score per overlapping 70x70 patch.
+
+Pix2pix's generator (Isola et al. 2017): the U-Net, encoder C64-C128-C256-C512-C512-C512-C512-C512 and decoder
+CD512-CD512-CD512-C512-C256-C128-C64 at 256 px, each decoder layer's output concatenated with its mirror encoder
+layer's (skip connections), so low-level structure shared by input and output (edges, layout) bypasses the bottleneck.
 """
 
 from __future__ import annotations
 
+import math
+
+import torch
 from torch import Tensor, nn
 
 
@@ -54,6 +61,66 @@ class ResnetGenerator(nn.Module):
         if x.shape[-1] % 4 or x.shape[-2] % 4:
             raise ValueError(f"the ResNet generator needs sides divisible by 4, got {tuple(x.shape[-2:])}")
         return self.net(x)
+
+
+def unet_depth(size: int) -> int:
+    """Levels of a U-Net for square images of side ``size``: log2(size), each level halving the side down to 1 x 1
+    (8 at 256 px as in the paper, 5 at 32 px)."""
+    if size < 4 or size & (size - 1):
+        raise ValueError(f"the U-Net generator needs an image side that is a power of two >= 4 (it halves the side "
+                         f"down to 1 x 1), got {size}")
+    return int(math.log2(size))
+
+
+class UnetGenerator(nn.Module):
+    """Image (C_in, size, size) -> image (C_out, size, size) in [-1, 1], size a power of two.
+
+    Encoder level i: 4x4 stride-2 convolution to width * min(2^i, 8) channels, LeakyReLU(0.2) before it (but on the
+    input), norm after it except on the first level and the innermost (a 1 x 1 map: batch statistics of one image
+    there would zero it). Decoder layer j (innermost first): ReLU, 4x4 stride-2 transposed convolution to the channels
+    of the mirror encoder level, norm, dropout 0.5 on the first three (the paper's only noise source: G takes no z),
+    then concatenation with that level's activations. Output: ReLU, transposed convolution, Tanh.
+    (The reference code puts the dropout one layer deeper, on decoder layers 2-4; this follows the paper's text.)
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, size: int, width: int = 64, norm: str = "batch",
+                 dropout: float = 0.5) -> None:
+        super().__init__()
+        depth = unet_depth(size)
+        channels = [width * min(2**level, 8) for level in range(depth)]
+        self.encoder = nn.ModuleList()
+        previous = in_channels
+        for level, out in enumerate(channels):
+            # Not in place: the LeakyReLU's input is the previous level's activation, kept for the skip connection.
+            layers = [nn.LeakyReLU(0.2)] if level > 0 else []
+            layers.append(nn.Conv2d(previous, out, 4, stride=2, padding=1))
+            if 0 < level < depth - 1:
+                layers.append(_norm(norm, out))
+            self.encoder.append(nn.Sequential(*layers))
+            previous = out
+        self.decoder = nn.ModuleList()
+        for layer in range(depth - 1):
+            out = channels[depth - 2 - layer]
+            layers = [nn.ReLU(True), nn.ConvTranspose2d(previous, out, 4, stride=2, padding=1), _norm(norm, out)]
+            if layer < 3:
+                layers.append(nn.Dropout(dropout))
+            self.decoder.append(nn.Sequential(*layers))
+            previous = 2 * out  # its output and the skip
+        self.output = nn.Sequential(nn.ReLU(True), nn.ConvTranspose2d(previous, out_channels, 4, stride=2, padding=1),
+                                    nn.Tanh())
+        self.size = size
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.shape[-2:] != (self.size, self.size):
+            raise ValueError(f"this U-Net takes {self.size} x {self.size} images, got {tuple(x.shape[-2:])}")
+        skips = []
+        for level in self.encoder:
+            x = level(x)
+            skips.append(x)
+        skips.pop()  # the innermost activation feeds the decoder directly
+        for layer in self.decoder:
+            x = torch.cat([layer(x), skips.pop()], dim=1)
+        return self.output(x)
 
 
 class PatchDiscriminator(nn.Module):
