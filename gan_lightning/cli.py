@@ -196,14 +196,15 @@ def _cmd_translate(args: argparse.Namespace) -> int:
     preprocess = Preprocess(model.sample_shape[-1], model.sample_shape[0])
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for start in tqdm(range(0, len(files), args.batch_size), desc=f"translating {args.direction}", unit="batch",
+    direction = args.direction or getattr(model, "direction", "AtoB")  # pix2pix learned one; cyclegan has both
+    for start in tqdm(range(0, len(files), args.batch_size), desc=f"translating {direction}", unit="batch",
                       file=sys.stderr, disable=None):
         batch = files[start : start + args.batch_size]
         images = torch.stack([torch.tensor(decode_image(path, preprocess)) for path in batch])
-        translated = model.translate(uint8_to_unit_range(images), args.direction)
+        translated = model.translate(uint8_to_unit_range(images), direction)
         for path, image in zip(batch, translated, strict=True):
             save_image(image.float().cpu().add(1.0).div(2.0).clamp(0.0, 1.0), out / path.name)
-    print(f"wrote {len(files)} translated images ({args.direction}) to {out}")
+    print(f"wrote {len(files)} translated images ({direction}) to {out}")
     return 0
 
 
@@ -299,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     translate = commands.add_parser("translate", help="translate a folder of images with a translation checkpoint")
     translate.add_argument("checkpoint")
     translate.add_argument("--input", required=True, help="folder of jpg/png images of the source domain")
-    translate.add_argument("--direction", choices=["AtoB", "BtoA"], default="AtoB")
+    translate.add_argument("--direction", choices=["AtoB", "BtoA"], default=None,
+                           help="cyclegan: either (default AtoB); pix2pix: the one it learned (the default)")
     translate.add_argument("--out", required=True, help="folder for the translations (same file names)")
     translate.add_argument("--batch-size", type=int, default=8)
     translate.set_defaults(handler=_cmd_translate)

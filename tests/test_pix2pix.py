@@ -198,11 +198,11 @@ def test_translate_and_evaluate_a_checkpoint(facades: Path, tmp_path: Path, caps
         Image.open(path).crop((16, 0, 32, 16)).save(labels / path.name)
     out = tmp_path / "photos"
     capsys.readouterr()
-    assert main(["translate", ckpt, "--input", str(labels), "--out", str(out)]) == 1  # the parser's AtoB
+    assert main(["translate", ckpt, "--input", str(labels), "--direction", "AtoB", "--out", str(out)]) == 1
     assert capsys.readouterr().err.strip() == ("error: this pix2pix model learned BtoA (data.direction=BtoA); it "
                                                "cannot translate AtoB: use --direction BtoA")
-    assert main(["translate", ckpt, "--input", str(labels), "--direction", "BtoA", "--out", str(out),
-                 "--batch-size", "1"]) == 0
+    assert main(["translate", ckpt, "--input", str(labels), "--out", str(out), "--batch-size", "1"]) == 0
+    assert "translated images (BtoA)" in capsys.readouterr().out  # the learned direction by default
     assert sorted(p.name for p in out.iterdir()) == ["007.png", "008.png"]
     model = load_model(ckpt)
     source = torch.from_numpy(np.array(Image.open(labels / "008.png"))).permute(2, 0, 1).float() / 127.5 - 1
