@@ -70,3 +70,61 @@ def report(results: list[dict[str, Any]], experiments: list[str], header: list[s
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**settings, "table": table, "runs": results}, indent=1))
     return table
+
+
+def known_answer_benchmark(doc: str, experiment: str, errors: Callable[[Any, Any], dict[str, float]],
+                           columns: list[tuple[str, str]], write_task: Callable[[Path], None], task_marker: str,
+                           name: str, data_root: str, default_jobs: int = 1) -> int:
+    """The main of a translation benchmark with a known answer: train ``experiment`` for each seed through the CLI
+    (on a task ``write_task`` writes once under --data-root, default ``data_root``, unless ``task_marker`` is there
+    already), score each run's last
+    checkpoint with ``errors(model, datamodule)``, and report ``columns`` ((key of errors, title)) as mean ± std,
+    with the seconds per run, to stdout and ``<out>/<name>.json``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="dotlist applied to every run")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=None, help="training batches (default: the experiment's)")
+    parser.add_argument("--jobs", type=int, default=default_jobs, help="runs in parallel")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
+    parser.add_argument("--data-root", type=Path, default=Path(data_root))
+    parser.add_argument("--out", type=Path, default=Path(f"runs/benchmark_{name}"))
+    args = parser.parse_args()
+    steps = [f"trainer.max_steps={args.steps}"] if args.steps else []
+    if not (args.data_root / task_marker).is_dir():  # written once, before parallel runs could race to write it
+        write_task(args.data_root)
+
+    def run_one(experiment: str, seed: int) -> dict:
+        run_dir = args.out / f"seed{seed}"
+        seconds = train_run(experiment, seed, run_dir, [f"data.root={args.data_root}", *steps, *args.overrides],
+                            threads=args.threads)
+        return {"experiment": experiment, "seed": seed, "seconds": seconds,
+                **score_run(run_dir, args.data_root, errors)}
+
+    results = run_all([experiment], args.seeds, args.jobs, run_one)
+
+    def row(runs: list[dict]) -> list[str]:
+        return [summary([r[key] for r in runs], 3) for key, _ in columns] + [
+            f"{statistics.fmean(r['seconds'] for r in runs):.0f}"]
+
+    report(results, [experiment], [title for _, title in columns] + ["seconds/run"], row,
+           args.out / f"{name}.json", steps=args.steps, seeds=args.seeds, overrides=args.overrides)
+    return 0
+
+
+def score_run(run_dir: Path, data_root: Path, errors: Callable[[Any, Any], dict[str, float]]) -> dict[str, float]:
+    """``errors(model, datamodule)`` for the last checkpoint of ``run_dir``, its data read from ``data_root``."""
+    from omegaconf import OmegaConf
+
+    from gan_lightning.config import validate
+    from gan_lightning.train import build_datamodule, load_model
+
+    model = load_model(run_dir / "checkpoints" / "last.ckpt")
+    config = OmegaConf.merge(OmegaConf.create(model.hparams["experiment"]), {"data": {"root": str(data_root)}})
+    return errors(model, build_datamodule(validate(config)))
+
+
+def pixel_error(x: Any, y: Any) -> float:
+    """Mean absolute difference of two image batches in data space [-1, 1], in [0, 1] pixel units."""
+    return float((x - y).abs().mean() / 2)
