@@ -30,7 +30,7 @@ from torch import Tensor
 from datamodules.base import BatchedDataModule, DataConfig, uint8_to_unit_range
 from datamodules.image_folder import Preprocess, cache_file, cached_images, data_cache, image_files
 from datamodules.unpaired import UnpairedBatches, download_dataset, jitter
-from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.errors import ConfigError, GanLightningError, check_values
 from gan_lightning.registry import register_datamodule
 
 SPLITS = ("train", "val", "test")
@@ -85,9 +85,7 @@ class PairedDataModule(BatchedDataModule):
                   ("channels", config.channels in (1, 3), "1, 3"),
                   ("crop_size", 8 <= config.crop_size <= config.load_size,
                    f"8 <= crop_size <= data.load_size ({config.load_size})")]
-        for key, ok, accepted in checks:
-            if not ok:
-                raise ConfigError(f"data.{key}: {config[key]!r}; accepted: {accepted}")
+        check_values("data", config, checks)
 
     @property
     def root(self) -> Path:

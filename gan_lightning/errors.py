@@ -12,3 +12,11 @@ class ConfigError(GanLightningError):
     """An invalid experiment config: unknown key, wrong type, unknown name. Exit status 2."""
 
     exit_code = 2
+
+
+def check_values(section: str, config, checks: list[tuple[str, bool, str]]) -> None:
+    """Raise ConfigError for the first ``(key, ok, accepted)`` that is not ok: "<section>.<key>: <value>; accepted:
+    <accepted>"."""
+    for key, ok, accepted in checks:
+        if not ok:
+            raise ConfigError(f"{section}.{key}: {config[key]!r}; accepted: {accepted}")

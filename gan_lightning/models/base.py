@@ -31,7 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 from torch.utils._pytree import tree_map
 
-from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.errors import ConfigError, GanLightningError, check_values
 from gan_lightning.latent import sample_prior
 from gan_lightning.loggers import publish_scalars
 from gan_lightning.losses import LOSS_FAMILIES, feature_matching, gradient_penalty, historical_average
@@ -319,9 +319,7 @@ class GANModule(L.LightningModule, abc.ABC):
             ("ema_start", config.ema_start >= 0, "an int >= 0"),
             ("max_nonfinite_batches", config.max_nonfinite_batches >= 1, "an int >= 1"),
         ]
-        for key, ok, accepted in checks:
-            if not ok:
-                raise ConfigError(f"model.{key}: {config[key]!r}; accepted: {accepted}")
+        check_values("model", config, checks)
         if config.compile and config.channels_last:
             raise ConfigError("model.compile: not together with model.channels_last (torch.compile's stride "
                               "assertions fail on NHWC DCGAN nets, measured with torch 2.11); choose one")

@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.errors import ConfigError, GanLightningError, check_values
 from gan_lightning.losses import cycle_consistency
 from gan_lightning.models.base import GANConfig, GANModule, Preview, eval_forward
 from gan_lightning.nets.layers import ImagePool
@@ -67,9 +67,7 @@ class CycleGAN(GANModule):
                   ("lambda_identity", config.lambda_identity >= 0, "a float >= 0"),
                   ("pool_size", config.pool_size >= 0, "an int >= 0"),
                   ("d_layers", config.d_layers >= 1, "an int >= 1")]
-        for key, ok, accepted in checks:
-            if not ok:
-                raise ConfigError(f"model.{key}: {config[key]!r}; accepted: {accepted}")
+        check_values("model", config, checks)
 
     # --- networks ---------------------------------------------------------------------------------------
     def build_generator(self) -> nn.Module:

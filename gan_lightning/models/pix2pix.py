@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.errors import ConfigError, GanLightningError, check_values
 from gan_lightning.losses import cycle_consistency
 from gan_lightning.models.base import GANConfig, GANModule, Preview, eval_forward
 from gan_lightning.nets.translation import PatchDiscriminator, UnetGenerator, translation_init_
@@ -87,9 +87,7 @@ class Pix2Pix(GANModule):
                   ("lambda_l1", config.lambda_l1 >= 0, "a float >= 0"),
                   ("inference", config.inference in INFERENCE_MODES, ", ".join(INFERENCE_MODES)),
                   ("d_layers", config.d_layers >= 1, "an int >= 1")]
-        for key, ok, accepted in checks:
-            if not ok:
-                raise ConfigError(f"model.{key}: {config[key]!r}; accepted: {accepted}")
+        check_values("model", config, checks)
 
     # --- networks ---------------------------------------------------------------------------------------
     def build_generator(self) -> nn.Module:
