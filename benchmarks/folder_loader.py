@@ -15,6 +15,14 @@ Writes a fake CelebA folder in torchvision's layout (``--n`` 178 x 218 JPEGs of 
    skipped: the fake files cannot match it.
 
 Both serve ``split="all"``, so they read the same images. Prints a markdown table with the ratio.
+
+``--memory N`` measures instead what serving a CelebA-sized cache costs in memory: it writes a synthetic cache of N
+(200,000: CelebA's size) uint8 images at ``--image-size`` straight into a ``.npy`` file (no JPEGs: their decoding is
+measured above), opens it as the datamodules do (``np.load(mmap_mode="c")``), serves one shuffled epoch of batches
+through the same stateful loader and uint8 -> [-1, 1] transform, and reports the process's anonymous memory
+(``RssAnon``: what a second copy of the data would show up in) before, at its peak during, and after the epoch.
+
+    python benchmarks/folder_loader.py --memory 200000
 """
 
 from __future__ import annotations
@@ -51,6 +59,52 @@ def epoch_rate(loader, warm_epochs: int = 1) -> float:
     return count / (time.perf_counter() - start)
 
 
+def anonymous_mib() -> float:
+    """This process's anonymous resident memory (heap, tensors; not file pages of memory maps), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no RssAnon in /proc/self/status (Linux only)")
+
+
+def memory_check(n: int, size: int, batch_size: int, root: Path | None) -> None:
+    import numpy as np
+
+    from datamodules.base import InMemoryBatches, uint8_to_unit_range
+
+    scratch = tempfile.TemporaryDirectory(prefix="folder_memory_")
+    path = (root or Path(scratch.name)) / "synthetic_cache.npy"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(n, 3, size, size))
+    generator = np.random.default_rng(0)
+    for first in range(0, n, 4096):
+        rows = array[first : first + 4096]
+        rows[:] = generator.integers(0, 256, rows.shape, dtype=np.uint8)
+    array.flush()
+    del array
+    written = time.perf_counter() - start
+    before = anonymous_mib()
+    images = torch.from_numpy(np.load(path, mmap_mode="c"))
+    batches = InMemoryBatches((images,), batch_size, seed=0, transform=uint8_to_unit_range)
+    peak, count, start = before, 0, time.perf_counter()
+    for (batch,) in batches:
+        count += batch.shape[0]
+        if count % (batch_size * 64) == 0:
+            peak = max(peak, anonymous_mib())
+    seconds = time.perf_counter() - start
+    after = anonymous_mib()
+    gib = path.stat().st_size / 2**30
+    print(f"synthetic cache: {n:,} images 3x{size}x{size} = {gib:.2f} GiB on disk (written in {written:.0f} s)")
+    print("| anonymous memory (RssAnon) | MiB |")
+    print("|---|---|")
+    print(f"| before opening the cache | {before:,.0f} |")
+    print(f"| peak during one epoch of {count:,} images (batch {batch_size}, shuffled) | {peak:,.0f} |")
+    print(f"| after the epoch | {after:,.0f} |")
+    print(f"\nepoch: {count / seconds:,.0f} images/s; growth {peak - before:,.0f} MiB against {gib * 1024:,.0f} MiB "
+          "of data")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=3000)
@@ -58,7 +112,11 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the torchvision baseline")
+    p.add_argument("--memory", type=int, default=None, metavar="N", help="measure memory over N cached images")
     args = p.parse_args()
+    if args.memory:
+        memory_check(args.memory, args.image_size, args.batch_size, args.root)
+        return
 
     from omegaconf import OmegaConf
     from torch.utils.data import DataLoader
