@@ -55,18 +55,23 @@ class BlockHasher:
         return self.blocks
 
 
-def tensor_digest(tensor: Tensor, prefix_blocks: Sequence[str] = ()) -> str:
-    """The digest of ``tensor``. ``prefix_blocks``: the block digests of a tensor of which ``tensor`` is the first rows
-    (its stored cache); the blocks they cover whole are not read again."""
-    array = tensor.numpy() if tensor.dim() else tensor.reshape(1).numpy()
+def block_digests(array: np.ndarray, prefix_blocks: Sequence[str] = ()) -> list[str]:
+    """The block digests of ``array``'s rows. ``prefix_blocks``: the block digests of an array of which ``array`` is
+    the first rows (its stored cache); the blocks they cover whole are not read again."""
     known = min(len(array) // BLOCK_ROWS, len(prefix_blocks))
     hasher = BlockHasher()
     hasher.blocks = list(prefix_blocks[:known])
     for start in range(known * BLOCK_ROWS, len(array), BLOCK_ROWS):  # block by block: a memory map is paged, not copied
         hasher.update(array[start : start + BLOCK_ROWS])
+    return hasher.finish()
+
+
+def tensor_digest(tensor: Tensor, prefix_blocks: Sequence[str] = ()) -> str:
+    """The digest of ``tensor`` (``prefix_blocks``: see ``block_digests``)."""
+    array = tensor.numpy() if tensor.dim() else tensor.reshape(1).numpy()
     digest = hashlib.blake2b(digest_size=16)
     digest.update(f"{FORMAT} {tuple(tensor.shape)} {tensor.dtype}\n".encode())
-    for block in hasher.finish():
+    for block in block_digests(array, prefix_blocks):
         digest.update(block.encode())
     return digest.hexdigest()
 

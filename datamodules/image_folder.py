@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from datamodules.digest import BLOCK_ROWS, BlockHasher, read_block_digests, write_block_digests
+from datamodules.digest import BlockHasher, block_digests, read_block_digests, write_block_digests
 from gan_lightning.checkpoints import atomic_write
 from gan_lightning.errors import ConfigError, GanLightningError
 
@@ -190,10 +190,7 @@ def load_image_cache(files: Sequence[Path], preprocess: Preprocess, cache_dir: P
     if blocks is None:
         blocks = read_block_digests(path)
     if blocks is None:  # a cache written before digests were stored (or its digest lost): hash it once, keep it
-        hasher = BlockHasher()
-        for start in range(0, len(images), BLOCK_ROWS):
-            hasher.update(images[start : start + BLOCK_ROWS].numpy())
-        blocks = hasher.finish()
+        blocks = block_digests(images.numpy())
         try:
             write_block_digests(path, blocks)
         except OSError:
