@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -205,10 +205,16 @@ class BatchedDataModule(L.LightningDataModule, abc.ABC):
         self._train_batches = self._batches(rank, world, count_on_yield=trainer is None)
         return self._train_batches
 
+    def data_blocks(self) -> list[Sequence[str]]:
+        """Per tensor of ``data_tensors``, the block digests stored with the cache it was served from (``datamodules.
+        digest``), or none: the rows they cover are not read again for the fingerprint."""
+        return [() for _ in self.data_tensors()]
+
     def data_digests(self) -> list[str]:
-        """One digest per tensor of ``data_tensors`` (``datamodules.digest.tensor_digest``). Hashed here by default;
-        a datamodule whose data sits in a cache with stored digests overrides it so nothing is read again."""
-        return [tensor_digest(tensor) for tensor in self.data_tensors()]
+        """One digest per tensor of ``data_tensors`` (``datamodules.digest.tensor_digest``)."""
+        self.setup()
+        return [tensor_digest(tensor, blocks)
+                for tensor, blocks in zip(self.data_tensors(), self.data_blocks(), strict=True)]
 
     @property
     def fingerprint(self) -> str:
@@ -280,10 +286,8 @@ class InMemoryDataModule(BatchedDataModule):
     def data_tensors(self) -> list[Tensor]:
         return [t for t in (self.samples, self.labels) if t is not None]
 
-    def data_digests(self) -> list[str]:
-        self.setup()
-        digests = [tensor_digest(self.samples, self.sample_blocks)]
-        return digests + ([tensor_digest(self.labels)] if self.labels is not None else [])
+    def data_blocks(self) -> list[Sequence[str]]:
+        return [self.sample_blocks] + ([()] if self.labels is not None else [])
 
     def label_frequencies(self) -> Tensor:
         if not self.multi_label:

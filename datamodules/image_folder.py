@@ -196,15 +196,3 @@ def load_image_cache(files: Sequence[Path], preprocess: Preprocess, cache_dir: P
         except OSError:
             pass  # a read-only cache still works; the digest is recomputed next time
     return ImageCache(images, blocks)
-
-
-def cached_images(files: Sequence[Path], preprocess: Preprocess, cache_dir: Path | None = None, name: str = "images",
-                  workers: int | None = None) -> Tensor:
-    """``files`` as a uint8 N x C x size x size tensor (see ``load_image_cache``)."""
-    return load_image_cache(files, preprocess, cache_dir, name, workers).images
-
-
-def cached_folder(folder: Path, preprocess: Preprocess, cache_dir: Path | None = None,
-                  workers: int | None = None) -> Tensor:
-    """All images of ``folder`` (see ``cached_images``), the cache file named after the folder."""
-    return cached_images(image_files(folder), preprocess, cache_dir, folder.name, workers)

@@ -20,6 +20,7 @@ writes ``edges2digits``, an offline task with a known answer (edge maps -> the M
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from datamodules.base import BatchedDataModule, DataConfig, uint8_to_unit_range
-from datamodules.image_folder import Preprocess, cache_file, cached_images, data_cache, image_files
+from datamodules.image_folder import ImageCache, Preprocess, cache_file, data_cache, image_files, load_image_cache
 from datamodules.unpaired import UnpairedBatches, download_dataset, jitter
 from gan_lightning.errors import ConfigError, GanLightningError, check_values
 from gan_lightning.registry import register_datamodule
@@ -76,6 +77,7 @@ class PairedDataModule(BatchedDataModule):
     def __init__(self, config: DictConfig | dict, seed: int = 0):
         super().__init__(config, seed)
         self.pairs: dict[str, tuple[Tensor, Tensor]] = {}  # split -> (inputs, targets), uint8
+        self.blocks: dict[str, tuple[list[str], list[str]]] = {}  # their caches' stored digests (the fingerprint)
 
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
@@ -145,8 +147,8 @@ class PairedDataModule(BatchedDataModule):
             download_dataset(PIX2PIX_URL.format(name=name), name, self.root, SPLITS, self._expected())
 
     # --- loading --------------------------------------------------------------------------------------------
-    def _halves(self, split: str, size: int) -> tuple[Tensor, Tensor]:
-        """(A, B) of ``split`` as uint8 arrays at ``size``, through the cache."""
+    def _halves(self, split: str, size: int) -> tuple[ImageCache, ImageCache]:
+        """(A, B) of ``split`` as uint8 arrays at ``size`` (with their stored digests), through the cache."""
         cache, channels = data_cache(self.config.cache_dir), self.config.channels
         name = f"{self.root.name}-{split}"
         if self.config.layout == "side_by_side":
@@ -154,20 +156,25 @@ class PairedDataModule(BatchedDataModule):
             left, right = Preprocess(size, channels, "left_half"), Preprocess(size, channels, "right_half")
             if not cache_file(files, left, cache, f"{name}-A").is_file():  # checked once, before the first decoding
                 check_side_by_side(files)
-            return (cached_images(files, left, cache, f"{name}-A"), cached_images(files, right, cache, f"{name}-B"))
+            return (load_image_cache(files, left, cache, f"{name}-A"),
+                    load_image_cache(files, right, cache, f"{name}-B"))
         a_files, b_files = partner_files(self.root / "A" / split, self.root / "B" / split)
         whole = Preprocess(size, channels)
-        return cached_images(a_files, whole, cache, f"{name}-A"), cached_images(b_files, whole, cache, f"{name}-B")
+        return (load_image_cache(a_files, whole, cache, f"{name}-A"),
+                load_image_cache(b_files, whole, cache, f"{name}-B"))
 
     def setup(self, stage: str | None = None) -> None:
         if self.pairs:
             return
         self.prepare_data()
         for split in ("train", self.eval_split):
-            a, b = self._halves(split, self.config.load_size if split == "train" else self.config.crop_size)
+            halves = self._halves(split, self.config.load_size if split == "train" else self.config.crop_size)
+            a, b = (half.images for half in halves)
             if split == "train" and self.config.limit is not None:
                 a, b = a[: self.config.limit], b[: self.config.limit]
-            self.pairs[split] = (a, b) if self.config.direction == "AtoB" else (b, a)
+            forward = self.config.direction == "AtoB"
+            self.pairs[split] = (a, b) if forward else (b, a)
+            self.blocks[split] = tuple(half.block_digests for half in (halves if forward else halves[::-1]))
 
     def make_batches(self, rank: int, world_size: int, count_on_yield: bool) -> PairedBatches:
         inputs, targets = self.pairs["train"]
@@ -176,6 +183,9 @@ class PairedDataModule(BatchedDataModule):
 
     def data_tensors(self) -> list[Tensor]:
         return [*self.pairs["train"], *self.pairs[self.eval_split]]
+
+    def data_blocks(self) -> list[Sequence[str]]:
+        return [*self.blocks["train"], *self.blocks[self.eval_split]]
 
     def eval_pairs(self, n: int | None = None) -> tuple[Tensor, Tensor]:
         """The first ``n`` (all) (inputs, targets) of the evaluation split, in [-1, 1] at crop_size."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from datamodules.base import BatchedDataModule, ConsumedCounter, DataConfig, download_failed, uint8_to_unit_range
-from datamodules.image_folder import Preprocess, cached_folder, data_cache
+from datamodules.image_folder import Preprocess, data_cache, image_files, load_image_cache
 from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.registry import register_datamodule
 
@@ -120,6 +120,7 @@ class UnpairedDataModule(BatchedDataModule):
     def __init__(self, config: DictConfig | dict, seed: int = 0):
         super().__init__(config, seed)
         self.images: dict[str, Tensor] = {}
+        self.blocks: dict[str, list[str]] = {}  # split -> block digests stored with its cache (the fingerprint)
 
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
@@ -172,10 +173,12 @@ class UnpairedDataModule(BatchedDataModule):
         cache = data_cache(self.config.cache_dir)
         for split in SPLITS:
             size = self.config.load_size if split.startswith("train") else self.config.crop_size
-            images = cached_folder(self.root / split, Preprocess(size, self.config.channels), cache)
+            cached = load_image_cache(image_files(self.root / split), Preprocess(size, self.config.channels), cache,
+                                      split)
+            images = cached.images
             if split.startswith("train") and self.config.limit is not None:
                 images = images[: self.config.limit]
-            self.images[split] = images
+            self.images[split], self.blocks[split] = images, cached.block_digests
 
     def make_batches(self, rank: int, world_size: int, count_on_yield: bool) -> UnpairedBatches:
         return UnpairedBatches(self.images["trainA"], self.images["trainB"], self.config.batch_size,
@@ -183,6 +186,9 @@ class UnpairedDataModule(BatchedDataModule):
 
     def data_tensors(self) -> list[Tensor]:
         return [self.images[split] for split in SPLITS]
+
+    def data_blocks(self) -> list[Sequence[str]]:
+        return [self.blocks[split] for split in SPLITS]
 
     def test_images(self, domain: str, n: int | None = None) -> Tensor:
         """The first ``n`` (all) test images of domain "A" or "B", in [-1, 1] at crop_size."""

@@ -201,3 +201,17 @@ def test_a_downloaded_archive_is_unpacked_into_the_layout(tmp_path: Path, monkey
     dm.setup()
     assert sorted(p.name for p in (tmp_path / "data" / "facades").iterdir()) == ["test", "train", "val"]
     assert ids(dm.real_samples(2)) == [17, 18]
+
+
+@pytest.mark.parametrize("direction", ["AtoB", "BtoA"])
+def test_fingerprint_reads_the_digests_stored_with_the_caches(tmp_path: Path, monkeypatch, direction: str) -> None:
+    from datamodules import digest
+
+    monkeypatch.setattr(digest, "BLOCK_ROWS", 2)  # blocks of 2 rows: the 6 train and 2 test pairs fill them whole
+    root = write_dataset(tmp_path / "data")
+    dm = datamodule(root, tmp_path, direction=direction)
+    dm.setup()
+    every_byte = [digest.tensor_digest(tensor) for tensor in dm.data_tensors()]
+    assert [len(blocks) for blocks in dm.data_blocks()] == [3, 3, 1, 1]
+    monkeypatch.setattr(digest.BlockHasher, "update", lambda *args: pytest.fail("re-read cached rows"))
+    assert dm.data_digests() == every_byte
