@@ -164,7 +164,7 @@ class UnpairedDataModule(BatchedDataModule):
         if name not in CYCLEGAN_DATASETS:
             raise ConfigError(f"data.dataset: {name!r} is not a CycleGAN dataset; accepted: "
                               f"{', '.join(CYCLEGAN_DATASETS)}, or digits_invert (made offline)")
-        download_cyclegan(name, self.root, expected)
+        download_dataset(CYCLEGAN_URL.format(name=name), name, self.root, SPLITS, expected)
 
     def setup(self, stage: str | None = None) -> None:
         if self.images:
@@ -202,11 +202,6 @@ class UnpairedDataModule(BatchedDataModule):
     def real_sample_count(self) -> int:
         self.setup()
         return len(self.images["testB"])
-
-
-def download_cyclegan(name: str, root: Path, expected: str) -> None:
-    """Fetch ``name``.zip from the CycleGAN authors' server and unpack its four folders into ``root``."""
-    download_dataset(CYCLEGAN_URL.format(name=name), name, root, SPLITS, expected)
 
 
 def download_dataset(url: str, name: str, root: Path, folders: tuple[str, ...], expected: str) -> None:
