@@ -57,8 +57,7 @@ def build_model(config: DictConfig, datamodule: L.LightningDataModule) -> L.Ligh
     model_cls = registry.get_model_class(config.model.name)
     return model_cls(config.model, datamodule.sample_shape, datamodule.num_classes,
                      experiment=OmegaConf.to_container(config, resolve=True),
-                     label_names=getattr(datamodule, "label_names", None),
-                     multi_label=getattr(datamodule, "multi_label", False))
+                     label_names=datamodule.label_names, multi_label=datamodule.multi_label)
 
 
 def build_callbacks(config: DictConfig, run_dir: Path, datamodule: L.LightningDataModule) -> list[L.Callback]:

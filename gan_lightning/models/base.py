@@ -490,9 +490,8 @@ class GANModule(L.LightningModule, abc.ABC):
         return (index % self.num_classes).to(self.device)
 
     def on_fit_start(self) -> None:
-        frequencies = getattr(self.trainer.datamodule, "label_frequencies", None)
-        if self.multi_label and frequencies is not None:
-            self.label_prior.copy_(torch.as_tensor(frequencies(), dtype=torch.float32))
+        if self.multi_label and self.trainer.datamodule is not None:  # the data's attribute frequencies
+            self.label_prior.copy_(torch.as_tensor(self.trainer.datamodule.label_frequencies(), dtype=torch.float32))
 
     @property
     def sampling_generator(self) -> nn.Module:
