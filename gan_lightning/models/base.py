@@ -103,6 +103,10 @@ class GANConfig:
     compile: bool = False  # torch.compile G's and D's forwards in place (state-dict names unchanged)
 
 
+# The options every variant accepts, at their "off" values: a variant whose networks cannot take some of them names
+# them in ``unsupported_options`` and any other value is refused in one line.
+_OPTIONS_OFF = {"pack": 1, "gradient_penalty": 0.0, "minibatch_kernels": 0, "feature_matching": 0.0,
+                "feature_matching_only": False, "virtual_batch_norm": False, "ema_decay": None, "real_label": 1.0}
 _OPTIMIZERS = ("adam", "rmsprop")
 _SCHEDULES = ("constant", "linear_decay")
 _SCHEDULE_UNITS = ("batches", "epochs")
@@ -165,6 +169,8 @@ class GANModule(L.LightningModule, abc.ABC):
     Config = GANConfig
     registry_name = "?"
     conditional = False  # True: G and D receive class labels
+    unsupported_options: tuple[str, ...] = ()  # generic options (keys of _OPTIONS_OFF) this variant's nets cannot take
+    unsupported_reason = ""  # why, for the error
 
     def __init__(self, config: DictConfig | dict[str, Any], sample_shape: tuple[int, ...] | list[int],
                  num_classes: int | None = None, experiment: dict[str, Any] | None = None,
@@ -328,6 +334,9 @@ class GANModule(L.LightningModule, abc.ABC):
                               f"({', '.join(sorted(_SMOOTHABLE_LOSSES))}), not {config.loss}")
         if config.pack > 1 and cls.conditional:
             raise ConfigError(f"model.pack: packing is for unconditional models; {cls.registry_name} is conditional")
+        refused = [key for key in cls.unsupported_options if config[key] != _OPTIONS_OFF[key]]
+        if refused:
+            raise ConfigError(f"model.{refused[0]}: not available for {cls.registry_name} ({cls.unsupported_reason})")
 
     def generator_parameters(self) -> list[nn.Parameter]:
         return list(self.generator.parameters())

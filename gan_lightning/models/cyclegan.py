@@ -17,7 +17,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from gan_lightning.errors import ConfigError, GanLightningError, check_values
+from gan_lightning.errors import GanLightningError, check_values
 from gan_lightning.losses import cycle_consistency
 from gan_lightning.models.base import GANConfig, GANModule, Preview, eval_forward
 from gan_lightning.nets.layers import ImagePool
@@ -45,6 +45,9 @@ class CycleGANConfig(GANConfig):
 class CycleGAN(GANModule):
     Config = CycleGANConfig
     latent_tools = False
+    unsupported_options = ("pack", "gradient_penalty", "minibatch_kernels", "feature_matching", "virtual_batch_norm",
+                           "feature_matching_only", "ema_decay", "real_label")
+    unsupported_reason = "its D is two PatchGANs, its G two image-to-image nets"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -54,14 +57,6 @@ class CycleGAN(GANModule):
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
         super().check_config(config)
-        unsupported = [key for key, off in (("pack", 1), ("gradient_penalty", 0.0), ("minibatch_kernels", 0),
-                                            ("feature_matching", 0.0), ("virtual_batch_norm", False),
-                                            ("feature_matching_only", False), ("ema_decay", None),
-                                            ("real_label", 1.0))
-                       if config[key] != off]
-        if unsupported:
-            raise ConfigError(f"model.{unsupported[0]}: not available for cyclegan (its D is two PatchGANs, its G two "
-                              "image-to-image nets)")
         checks = [("norm", config.norm in ("instance", "batch", "none"), "instance, batch, none"),
                   ("lambda_cycle", config.lambda_cycle >= 0, "a float >= 0"),
                   ("lambda_identity", config.lambda_identity >= 0, "a float >= 0"),

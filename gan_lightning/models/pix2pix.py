@@ -24,7 +24,7 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from gan_lightning.errors import ConfigError, GanLightningError, check_values
+from gan_lightning.errors import GanLightningError, check_values
 from gan_lightning.losses import cycle_consistency
 from gan_lightning.models.base import GANConfig, GANModule, Preview, eval_forward
 from gan_lightning.nets.translation import PatchDiscriminator, UnetGenerator, translation_init_
@@ -66,6 +66,9 @@ def paper_inference(net: nn.Module) -> Iterator[None]:
 class Pix2Pix(GANModule):
     Config = Pix2PixConfig
     latent_tools = False
+    unsupported_options = ("pack", "gradient_penalty", "minibatch_kernels", "feature_matching", "virtual_batch_norm",
+                           "feature_matching_only", "ema_decay")
+    unsupported_reason = "its D judges (input, output) pairs, its G is an image-to-image net"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -76,13 +79,6 @@ class Pix2Pix(GANModule):
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
         super().check_config(config)
-        unsupported = [key for key, off in (("pack", 1), ("gradient_penalty", 0.0), ("minibatch_kernels", 0),
-                                            ("feature_matching", 0.0), ("virtual_batch_norm", False),
-                                            ("feature_matching_only", False), ("ema_decay", None))
-                       if config[key] != off]
-        if unsupported:
-            raise ConfigError(f"model.{unsupported[0]}: not available for pix2pix (its D judges (input, output) "
-                              "pairs, its G is an image-to-image net)")
         checks = [("norm", config.norm in ("batch", "instance", "none"), "batch, instance, none"),
                   ("lambda_l1", config.lambda_l1 >= 0, "a float >= 0"),
                   ("inference", config.inference in INFERENCE_MODES, ", ".join(INFERENCE_MODES)),
