@@ -28,9 +28,9 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from datamodules.base import BatchedDataModule, DataConfig, uint8_to_unit_range
+from datamodules.base import DataConfig, uint8_to_unit_range
 from datamodules.image_folder import ImageCache, Preprocess, cache_file, data_cache, image_files, load_image_cache
-from datamodules.unpaired import UnpairedBatches, download_dataset, jitter
+from datamodules.unpaired import TranslationDataModule, UnpairedBatches, download_dataset, jitter
 from gan_lightning.errors import ConfigError, GanLightningError, check_values
 from gan_lightning.registry import register_datamodule
 
@@ -71,7 +71,7 @@ class PairedBatches(UnpairedBatches):
 
 
 @register_datamodule("paired")
-class PairedDataModule(BatchedDataModule):
+class PairedDataModule(TranslationDataModule):
     Config = PairedConfig
 
     def __init__(self, config: DictConfig | dict, seed: int = 0):
@@ -88,14 +88,6 @@ class PairedDataModule(BatchedDataModule):
                   ("crop_size", 8 <= config.crop_size <= config.load_size,
                    f"8 <= crop_size <= data.load_size ({config.load_size})")]
         check_values("data", config, checks)
-
-    @property
-    def root(self) -> Path:
-        return Path(self.config.root)
-
-    @property
-    def sample_shape(self) -> tuple[int, ...]:
-        return (self.config.channels, self.config.crop_size, self.config.crop_size)
 
     @property
     def dataset_id(self) -> str:  # metrics compare translations with the evaluation targets

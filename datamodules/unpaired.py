@@ -113,8 +113,20 @@ class UnpairedBatches(ConsumedCounter):
             yield self.batch(index)
 
 
+class TranslationDataModule(BatchedDataModule):
+    """What the translation datamodules (unpaired, paired) share: a root folder, and samples of crop_size."""
+
+    @property
+    def root(self) -> Path:
+        return Path(self.config.root)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (self.config.channels, self.config.crop_size, self.config.crop_size)
+
+
 @register_datamodule("unpaired")
-class UnpairedDataModule(BatchedDataModule):
+class UnpairedDataModule(TranslationDataModule):
     Config = UnpairedConfig
 
     def __init__(self, config: DictConfig | dict, seed: int = 0):
@@ -130,14 +142,6 @@ class UnpairedDataModule(BatchedDataModule):
                               "8 <= crop_size <= load_size")
         if config.channels not in (1, 3):
             raise ConfigError(f"data.channels: {config.channels}; accepted: 1, 3")
-
-    @property
-    def root(self) -> Path:
-        return Path(self.config.root)
-
-    @property
-    def sample_shape(self) -> tuple[int, ...]:
-        return (self.config.channels, self.config.crop_size, self.config.crop_size)
 
     @property
     def dataset_id(self) -> str:
