@@ -18,12 +18,14 @@ autocast alone. Both loops read their losses once per batch, as a loop that logs
 the wall time of a long and a short run (start-up cancels out).
 
 Usage:
-  python benchmarks/scaling.py steps --device cpu --recipes dcgan28 wgan_gp32 toy --threads 1
+  python benchmarks/scaling.py steps --device cpu --recipes dcgan28 wgan_gp32 toy --threads 1 --pin-cpu 1 \
+      --repeats 10 --steps 40
   python benchmarks/scaling.py steps --device cuda --recipes dcgan64 wgan_gp32 \
       --precisions 32 16-mixed bf16-mixed --speedups
   python benchmarks/scaling.py steps --device cuda --recipes dcgan64 --batch-size 512   (a GPU-bound batch)
   python benchmarks/scaling.py ddp
-Framework and plain alternate within each repeat and the median is reported, so background load hits both alike.
+Framework and plain alternate within each repeat; the times are medians over repeats and the ratio is the median of
+the per-repeat ratios (with its interquartile range), so background load hits both sides of a pair alike.
 """
 
 from __future__ import annotations
@@ -218,12 +220,33 @@ def plain_seconds(model: L.LightningModule, recipe: Recipe, data: DeviceBatches,
     return (time.perf_counter() - start) / steps
 
 
-def median_pair(first: Callable[[], float], second: Callable[[], float], repeats: int) -> tuple[float, float]:
-    a, b = [], []
+@dataclass
+class PairedTimes:
+    """Seconds per step of two loops timed in alternation; ``ratios`` are first/second within each pair, so a slow
+    spell of a shared machine (which moves single runs by +-10 % on 2-core CPUs) cancels within the pair."""
+
+    first: list[float]
+    second: list[float]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.first, self.second, strict=True)]
+
+    def ratio_summary(self) -> str:
+        """The median per-pair ratio and, from 4 pairs on, its interquartile range."""
+        ratios = self.ratios
+        if len(ratios) < 4:
+            return f"{statistics.median(ratios):6.3f}"
+        q1, _, q3 = statistics.quantiles(ratios, n=4)
+        return f"{statistics.median(ratios):6.3f} [{q1:.3f}-{q3:.3f}]"
+
+
+def paired_times(first: Callable[[], float], second: Callable[[], float], repeats: int) -> PairedTimes:
+    times = PairedTimes([], [])
     for _ in range(repeats):
-        a.append(first())
-        b.append(second())
-    return statistics.median(a), statistics.median(b)
+        times.first.append(first())
+        times.second.append(second())
+    return times
 
 
 def run_steps(args: argparse.Namespace) -> None:
@@ -232,7 +255,7 @@ def run_steps(args: argparse.Namespace) -> None:
           f"{torch.get_num_threads()} threads, torch {torch.__version__}, lightning {L.__version__}; "
           f"median of {args.repeats} x {args.steps} steps after {args.warmup} warm-up")
     print(f"{'recipe':10s} {'precision':11s} {'variant':22s} {'framework ms':>12s} {'plain ms':>9s} "
-          f"{'ratio':>6s} {'images/s':>9s}")
+          f"{'images/s':>9s}  ratio: median of pairs [interquartile range]")
     for name in args.recipes:
         recipe = RECIPES[name]
         if args.batch_size:
@@ -240,13 +263,14 @@ def run_steps(args: argparse.Namespace) -> None:
         data = DeviceBatches(recipe.shape, recipe.batch_size, device)
         for precision in args.precisions:
             template = build_model(recipe)
-            framework, plain = median_pair(
+            times = paired_times(
                 lambda template=template, precision=precision, data=data: framework_seconds(
                     copy.deepcopy(template), data, device, precision, args.steps, args.warmup),
                 lambda template=template, precision=precision, recipe=recipe, data=data: plain_seconds(
                     copy.deepcopy(template), recipe, data, device, precision, args.steps, args.warmup), args.repeats)
+            framework, plain = statistics.median(times.first), statistics.median(times.second)
             print(f"{name:10s} {precision:11s} {'default':22s} {1000 * framework:12.2f} {1000 * plain:9.2f} "
-                  f"{framework / plain:6.3f} {recipe.batch_size / framework:9.0f}", flush=True)
+                  f"{recipe.batch_size / framework:9.0f}  {times.ratio_summary()}", flush=True)
             if not args.speedups or len(recipe.shape) != 3:
                 continue
             variants: list[tuple[str, dict[str, Any], bool | None]] = [
@@ -265,7 +289,7 @@ def run_steps(args: argparse.Namespace) -> None:
                     print(f"{name:10s} {precision:11s} {label:22s} failed: {' '.join(str(error).split())[:160]}")
                     continue
                 print(f"{name:10s} {precision:11s} {label:22s} {1000 * seconds:12.2f} {'':9s} "
-                      f"{framework / seconds:5.2f}x {recipe.batch_size / seconds:9.0f}  (speedup over default)",
+                      f"{recipe.batch_size / seconds:9.0f}  {framework / seconds:5.2f}x speedup over default",
                       flush=True)
 
 
@@ -309,6 +333,8 @@ def main() -> None:
     steps.add_argument("--threads", type=int, default=None)
     steps.add_argument("--speedups", action="store_true")
     steps.add_argument("--batch-size", type=int, default=None, help="instead of each recipe's batch size")
+    steps.add_argument("--pin-cpu", type=int, default=None, metavar="CORE",
+                       help="run on this CPU core only (Linux): no migration between cores mid-run")
     ddp = sub.add_parser("ddp")
     ddp.add_argument("--short", type=int, default=10)
     ddp.add_argument("--long", type=int, default=60)
@@ -321,6 +347,8 @@ def main() -> None:
     if args.command == "steps":
         if args.threads:
             torch.set_num_threads(args.threads)
+        if args.pin_cpu is not None:
+            os.sched_setaffinity(0, {args.pin_cpu})
         run_steps(args)
     else:
         run_ddp(args)

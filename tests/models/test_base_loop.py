@@ -159,6 +159,7 @@ def test_grad_scaler_overflow_skips_are_not_divergence(cls) -> None:
     scaler = fit_16_mixed(model, steps=6, init_scale=2.0**40)
     assert model.amp_skipped_steps == 12 and scaler.get_scale() == 2.0**28  # 6 D + 6 G updates skipped
     assert model.skipped_steps == 0 and model.nonfinite_streak == 0  # the guard (which allows 1) never tripped
+    assert not model._direct_updates  # the scaler lives in Lightning's wrappers
 
 
 def test_gradient_clipping_under_16_mixed_bounds_the_unscaled_gradients() -> None:
@@ -274,3 +275,70 @@ def test_bf16_mixed_end_to_end() -> None:
     assert model._grad_scaler() is None  # bf16 has fp32's range: no loss scaling, nothing for a scaler to skip
     assert trainer.global_step == 3 and model.skipped_steps == 0 and changed(before, model.generator)
     assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 master weights
+
+
+class BackwardCounter(L.Callback):
+    """A callback on backward and the optimizer step: Lightning's wrappers must then run."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def on_after_backward(self, trainer, pl_module) -> None:
+        self.calls.append("backward")
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.calls.append("step")
+
+
+def fit_with(model: L.LightningModule, callbacks: list[L.Callback], steps: int = 5) -> L.Trainer:
+    torch.manual_seed(0)
+    data = TensorDataset(torch.rand(40, 2) * 2 - 1)
+    trainer = L.Trainer(max_steps=steps, accelerator="cpu", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=callbacks)
+    trainer.fit(model, DataLoader(data, batch_size=8, drop_last=True))
+    return trainer
+
+
+def test_direct_updates_equal_lightnings_wrapped_path_bit_for_bit() -> None:
+    """One device, 32-bit, no hook on backward or the step: the loop calls backward and the optimizer itself (the
+    wrappers would add nothing but their dispatch cost). The result must equal Lightning's path exactly, and every
+    counter (global step, batches) must advance the same; a callback on backward brings the wrappers back."""
+    config = {"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "n_critic": 2, "grad_clip_d": 0.05}
+    direct, wrapped = VanillaGAN(config, (2,)), VanillaGAN(config, (2,))
+    wrapped.load_state_dict(direct.state_dict())
+    counter = BackwardCounter()
+    direct_trainer, wrapped_trainer = fit_with(direct, []), fit_with(wrapped, [counter])
+    assert direct._direct_updates and not wrapped._direct_updates
+    # 5 batches, G every 2nd: 7 updates, each seen by the callback's two hooks.
+    assert counter.calls == ["backward", "step"] * 7
+    assert direct_trainer.global_step == wrapped_trainer.global_step == 5
+    assert int(direct.batches_seen) == int(wrapped.batches_seen) == 5
+    for a, b in zip(direct.state_dict().values(), wrapped.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    for opt_a, opt_b in zip(direct_trainer.optimizers, wrapped_trainer.optimizers, strict=True):
+        assert [s["step"] for s in opt_a.state.values()] == [s["step"] for s in opt_b.state.values()]
+
+
+class BackwardHookGAN(VanillaGAN):
+    def on_after_backward(self) -> None:
+        self.backward_calls = getattr(self, "backward_calls", 0) + 1
+
+
+def test_a_module_hook_on_backward_keeps_the_wrappers() -> None:
+    model = BackwardHookGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2}, (2,))
+    fit_with(model, [], steps=3)
+    assert not model._direct_updates and model.backward_calls == 6
+
+
+def test_fast_attribute_assignment_keeps_module_semantics() -> None:
+    """Plain attributes take the fast path; tensors and modules still register as buffers and submodules."""
+    model = VanillaGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2}, (2,))
+    model.skipped_steps = 3
+    assert model.skipped_steps == 3 and "skipped_steps" not in model.state_dict()
+    model.batches_seen = torch.tensor(7)  # a buffer: replaced in the buffer table, checkpointed
+    assert int(model.state_dict()["batches_seen"]) == 7 and "batches_seen" not in model.__dict__
+    assert model.generator_ema is None and "generator_ema" in model.__dict__
+    model.generator_ema = torch.nn.Linear(2, 2)  # was a plain None attribute: now a registered submodule
+    assert "generator_ema" not in model.__dict__ and "generator_ema.weight" in model.state_dict()
+    model.skipped_steps = torch.nn.Parameter(torch.zeros(1))  # a parameter under a plain name: registered
+    assert "skipped_steps" in dict(model.named_parameters())
