@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-from train_step import endless, framework_seconds_per_step
+from train_step import endless, framework_seconds_per_step, paired_times
 
 from datamodules.unpaired import UnpairedDataModule
 from gan_lightning.models import CycleGAN
@@ -100,12 +100,12 @@ def main() -> None:
             datamodule.setup()
             torch.manual_seed(0)
             template = CycleGAN({}, (3, size, size))
-            framework, plain = [], []
-            for _ in range(args.repeats):
-                framework.append(framework_seconds_per_step(copy.deepcopy(template), datamodule, args.steps,
-                                                            args.warmup))
-                plain.append(plain_seconds(copy.deepcopy(template), datamodule, args.steps, args.warmup))
-        f, p = statistics.median(framework), statistics.median(plain)
+            times = paired_times(
+                lambda template=template, datamodule=datamodule: framework_seconds_per_step(
+                    copy.deepcopy(template), datamodule, args.steps, args.warmup),
+                lambda template=template, datamodule=datamodule: plain_seconds(
+                    copy.deepcopy(template), datamodule, args.steps, args.warmup), args.repeats)
+        f, p = statistics.median(times.first), statistics.median(times.second)
         print(f"CycleGAN step at {size} px (batch 1, {torch.get_num_threads()} threads, median of "
               f"{args.repeats}x{args.steps} steps): framework {f:.3f} s, plain loop {p:.3f} s, ratio {f / p:.3f} "
               "(target <= 1.05)", flush=True)

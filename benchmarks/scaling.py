@@ -41,7 +41,7 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +54,7 @@ from lightning.pytorch.loggers import CSVLogger
 from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_step import StepTimer, add_timing_arguments  # noqa: E402
+from train_step import StepTimer, add_timing_arguments, paired_times  # noqa: E402
 
 from gan_lightning.models import DCGAN, WGANGP, VanillaGAN  # noqa: E402
 
@@ -218,35 +218,6 @@ def plain_seconds(model: L.LightningModule, recipe: Recipe, data: DeviceBatches,
         _ = [loss.item() for loss in losses]  # read once per batch, as a loop that logs them would
     synchronize(device)
     return (time.perf_counter() - start) / steps
-
-
-@dataclass
-class PairedTimes:
-    """Seconds per step of two loops timed in alternation; ``ratios`` are first/second within each pair, so a slow
-    spell of a shared machine (which moves single runs by +-10 % on 2-core CPUs) cancels within the pair."""
-
-    first: list[float]
-    second: list[float]
-
-    @property
-    def ratios(self) -> list[float]:
-        return [a / b for a, b in zip(self.first, self.second, strict=True)]
-
-    def ratio_summary(self) -> str:
-        """The median per-pair ratio and, from 4 pairs on, its interquartile range."""
-        ratios = self.ratios
-        if len(ratios) < 4:
-            return f"{statistics.median(ratios):6.3f}"
-        q1, _, q3 = statistics.quantiles(ratios, n=4)
-        return f"{statistics.median(ratios):6.3f} [{q1:.3f}-{q3:.3f}]"
-
-
-def paired_times(first: Callable[[], float], second: Callable[[], float], repeats: int) -> PairedTimes:
-    times = PairedTimes([], [])
-    for _ in range(repeats):
-        times.first.append(first())
-        times.second.append(second())
-    return times
 
 
 def run_steps(args: argparse.Namespace) -> None:

@@ -22,7 +22,8 @@ import statistics
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,36 @@ def data_path_batches_per_second(mnist_root: Path, batch_size: int, n_batches: i
     return in_memory, per_item
 
 
+@dataclass
+class PairedTimes:
+    """Seconds per step of two loops timed in alternation; ``ratios`` are first/second within each pair, so a slow
+    spell of a shared machine (which moves single runs by +-10 % on 2-core CPUs) cancels within the pair."""
+
+    first: list[float]
+    second: list[float]
+
+    @property
+    def ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.first, self.second, strict=True)]
+
+    def ratio_summary(self) -> str:
+        """The median per-pair ratio and, from 4 pairs on, its interquartile range."""
+        ratios = self.ratios
+        if len(ratios) < 4:
+            return f"{statistics.median(ratios):6.3f}"
+        q1, _, q3 = statistics.quantiles(ratios, n=4)
+        return f"{statistics.median(ratios):6.3f} [{q1:.3f}-{q3:.3f}]"
+
+
+def paired_times(first: Callable[[], float], second: Callable[[], float], repeats: int) -> PairedTimes:
+    """``repeats`` pairs of runs, first then second in each: both sides of a pair meet the same machine load."""
+    times = PairedTimes([], [])
+    for _ in range(repeats):
+        times.first.append(first())
+        times.second.append(second())
+    return times
+
+
 def add_timing_arguments(parser: argparse.ArgumentParser, steps: int = 60, warmup: int = 5, repeats: int = 3) -> None:
     """--steps (timed), --warmup (untimed, first) and --repeats (alternating, median reported)."""
     parser.add_argument("--steps", type=int, default=steps)
@@ -152,11 +183,10 @@ def main() -> None:
                                                                   download=False, batch_size=args.batch_size)))
     datamodule.setup()
     template = DCGAN({"width_g": args.width, "width_d": args.width, "latent_dim": 100}, (1, 28, 28), 10)
-    framework, plain = [], []
-    for _ in range(args.repeats):
-        framework.append(framework_seconds_per_step(copy.deepcopy(template), datamodule, args.steps, args.warmup))
-        plain.append(plain_seconds_per_step(copy.deepcopy(template), datamodule, args.steps, args.warmup))
-    f, p = statistics.median(framework), statistics.median(plain)
+    times = paired_times(
+        lambda: framework_seconds_per_step(copy.deepcopy(template), datamodule, args.steps, args.warmup),
+        lambda: plain_seconds_per_step(copy.deepcopy(template), datamodule, args.steps, args.warmup), args.repeats)
+    f, p = statistics.median(times.first), statistics.median(times.second)
     print(f"DCGAN-MNIST step (width {args.width}, batch {args.batch_size}, {torch.get_num_threads()} threads, "
           f"median of {args.repeats}x{args.steps} steps)")
     print(f"  framework  {1000 * f:8.2f} ms/step")

@@ -688,20 +688,19 @@ class GANModule(L.LightningModule, abc.ABC):
     def _step(self, optimizer: LightningOptimizer) -> None:
         """Step ``optimizer``; only the batch's first step advances Lightning's global step counter."""
         self._verdict = (False, False)
+        counted = not self._counted_step_taken
         if self._direct_updates:  # what Lightning's path would do, without its wrappers (see _wrappers_are_idle)
             self.on_before_optimizer_step(optimizer.optimizer)
-            if self._counted_step_taken:
-                optimizer.optimizer.step()
-                return
-            optimizer._on_before_step()  # the manual loop's step counter: trainer.global_step
+            if counted:
+                optimizer._on_before_step()  # the manual loop's step counter: trainer.global_step
             optimizer.optimizer.step()
-            optimizer._on_after_step()
-            self._counted_step_taken = True
-        elif not self._counted_step_taken:
+            if counted:
+                optimizer._on_after_step()
+        elif counted:
             optimizer.step()
-            self._counted_step_taken = True
         else:  # the same precision-plugin/strategy path as LightningOptimizer.step, minus the counter
             self.trainer.strategy.optimizer_step(optimizer.optimizer, _no_closure, model=self)
+        self._counted_step_taken = True
 
     @torch.no_grad()
     def update_ema(self) -> None:
