@@ -342,3 +342,49 @@ def test_fast_attribute_assignment_keeps_module_semantics() -> None:
     assert "generator_ema" not in model.__dict__ and "generator_ema.weight" in model.state_dict()
     model.skipped_steps = torch.nn.Parameter(torch.zeros(1))  # a parameter under a plain name: registered
     assert "skipped_steps" in dict(model.named_parameters())
+
+
+def test_an_unloadable_nvml_check_is_dropped_and_a_loadable_one_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gan_lightning.models import base
+
+    monkeypatch.setattr(base.torch.backends.cuda, "is_built", lambda: True)
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    monkeypatch.setattr(base.ctypes, "CDLL", lambda name: object())  # NVML loads: a GPU machine
+    assert not base.skip_failing_nvml_check()
+    assert base.os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"
+
+    def missing(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(base.ctypes, "CDLL", missing)
+    assert base.skip_failing_nvml_check()
+    assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in base.os.environ
+    assert not base.skip_failing_nvml_check()  # nothing left to drop
+
+
+@pytest.mark.skipif(not torch.backends.cuda.is_built(), reason="a CPU-only torch never takes the NVML route")
+def test_training_without_nvml_stops_loading_it_on_every_optimizer_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    loads = []
+
+    def missing(name, *args, **kwargs):
+        loads.append(name)
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    torch.optim.Adam([torch.zeros(1, requires_grad=True)]).step()  # what every step cost before: one try to load
+    assert loads == ["libnvidia-ml.so.1"]
+
+    class LoadsDuringTraining(L.Callback):
+        def on_train_start(self, trainer, pl_module):
+            self.before = len(loads)
+
+        def on_train_end(self, trainer, pl_module):
+            self.during = len(loads) - self.before
+
+    counter = LoadsDuringTraining()
+    fit_with(VanillaGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2}, (2,)), [counter], steps=6)
+    assert counter.during == 0  # 12 before: one try per optimizer step, two steps a batch
