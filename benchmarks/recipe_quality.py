@@ -60,7 +60,8 @@ class PlainRecipe:
     weight_clip: float | None = None  # D's weights clamped to [-c, c] after each D step (WGAN)
     n_critic: int = 1  # D steps per G step: G updates on batches n_critic, 2 n_critic, ...
     optimizer: str = "adam"  # adam | rmsprop
-    lr: float = 2e-4
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
     betas: tuple[float, float] = (0.5, 0.999)
     conditional: bool = False  # class label embedded (10-d) and concatenated to z and to the image as channels
     ema_decay: float | None = None  # EMA copy of G, scored instead of G
@@ -71,9 +72,9 @@ PLAIN_RECIPES = {
     "cgan_mnist": PlainRecipe(conditional=True, ema_decay=0.999),
     "sngan_mnist": PlainRecipe(batch_size=64, d_norm="none", loss="hinge", spectral_norm=True),
     "wgan_gp_mnist": PlainRecipe(batch_size=64, d_norm="layer", loss="wasserstein", gradient_penalty=10.0,
-                                 n_critic=5, lr=1e-4, betas=(0.0, 0.9)),
+                                 n_critic=5, lr_g=1e-4, lr_d=1e-4, betas=(0.0, 0.9)),
     "wgan_mnist": PlainRecipe(batch_size=64, loss="wasserstein", weight_clip=0.01, n_critic=5, optimizer="rmsprop",
-                              lr=5e-5),
+                              lr_g=5e-5, lr_d=5e-5),
     "gan_mnist": PlainRecipe(arch="mlp", batch_size=64, dropout_d=0.3, ema_decay=0.999),
 }
 EMBED_DIM, NUM_CLASSES = 10, 10
@@ -222,10 +223,10 @@ def penalty(D: nn.Module, real: Tensor, fake: Tensor) -> Tensor:
     return ((grads.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
-def optimizer_for(recipe: PlainRecipe, params: Iterator[nn.Parameter]) -> torch.optim.Optimizer:
+def optimizer_for(recipe: PlainRecipe, params: Iterator[nn.Parameter], lr: float) -> torch.optim.Optimizer:
     if recipe.optimizer == "rmsprop":
-        return torch.optim.RMSprop(params, lr=recipe.lr)
-    return torch.optim.Adam(params, lr=recipe.lr, betas=recipe.betas)
+        return torch.optim.RMSprop(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr, betas=recipe.betas)
 
 
 def train_plain(recipe: PlainRecipe, images: Tensor, labels: Tensor, seed: int, steps: int,
@@ -235,7 +236,8 @@ def train_plain(recipe: PlainRecipe, images: Tensor, labels: Tensor, seed: int, 
     each batch."""
     G, D = build_plain(recipe, seed)
     G_ema = copy.deepcopy(G).requires_grad_(False) if recipe.ema_decay is not None else None
-    opt_d, opt_g = optimizer_for(recipe, D.parameters()), optimizer_for(recipe, G.parameters())
+    opt_d = optimizer_for(recipe, D.parameters(), recipe.lr_d)
+    opt_g = optimizer_for(recipe, G.parameters(), recipe.lr_g)
     cond = recipe.conditional
     batches = plain_batches(images, labels, recipe.batch_size, seed)
     for step in range(steps):

@@ -109,7 +109,7 @@ def test_plain_recipes_match_the_shipped_experiments() -> None:
             assert (tuple(model["hidden_g"]), tuple(model["hidden_d"]), model["dropout_d"]) == (
                 recipe.hidden_g, recipe.hidden_d, recipe.dropout_d)
         assert model["latent_dim"] == recipe.latent_dim
-        assert (model["lr_g"], model["lr_d"]) == (recipe.lr, recipe.lr)
+        assert (model["lr_g"], model["lr_d"]) == (recipe.lr_g, recipe.lr_d)
         if recipe.optimizer == "adam":
             assert (model["beta1"], model["beta2"]) == recipe.betas
         assert (model["loss"], model["n_critic"], model["optimizer"]) == (recipe.loss, recipe.n_critic,
