@@ -68,7 +68,8 @@ class PlainRecipe:
 
 
 PLAIN_RECIPES = {
-    "dcgan_mnist": PlainRecipe(),
+    "dcgan_mnist": PlainRecipe(lr_g=6e-4),
+    "dcgan_mnist_paper": PlainRecipe(),
     "cgan_mnist": PlainRecipe(conditional=True, ema_decay=0.999),
     "sngan_mnist": PlainRecipe(batch_size=64, d_norm="none", loss="hinge", spectral_norm=True),
     "wgan_gp_mnist": PlainRecipe(batch_size=64, d_norm="layer", loss="wasserstein", gradient_penalty=10.0,
