@@ -23,7 +23,8 @@ from pathlib import Path
 from cli_runs import report, run_all, summary, train_run
 from omegaconf import OmegaConf
 
-EXPERIMENTS = ["gan_mnist", "dcgan_mnist", "cgan_mnist", "wgan_mnist", "wgan_gp_mnist", "sngan_mnist"]
+EXPERIMENTS = ["gan_mnist", "dcgan_mnist", "dcgan_mnist_paper", "cgan_mnist", "wgan_mnist", "wgan_gp_mnist",
+               "sngan_mnist"]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

@@ -86,7 +86,7 @@ def dcgan_init_(module: nn.Module) -> None:
 
     The paper states its rule for weights only; PyTorch's DCGAN example applies it the same way (its
     weights_init touches convolution weights and batchnorm, never a convolution bias). Zeroing the biases (the
-    earlier rule here) costs quality, and D's are the ones that matter: dcgan_mnist on the MNIST test split,
+    earlier rule here) costs quality, and D's are the ones that matter: dcgan_mnist_paper on the MNIST test split,
     1,500 batches, seed 0, MNIST-FID with the shipped classifier: every bias zero 27.6, only G's output bias at
     its default 31.4, only D's input and head biases at their defaults 23.6, every bias at its default 24.7
     (seed 1: D's only 27.7, every bias 27.5, the same within the spread between seeds). Keeping them all is the
