@@ -388,3 +388,25 @@ def test_training_without_nvml_stops_loading_it_on_every_optimizer_step(monkeypa
     counter = LoadsDuringTraining()
     fit_with(VanillaGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2}, (2,)), [counter], steps=6)
     assert counter.during == 0  # 12 before: one try per optimizer step, two steps a batch
+
+
+@pytest.mark.parametrize("cls", [VanillaGAN, FusedAdamGAN], ids=["host-check", "device-skip"])
+def test_a_non_finite_gradient_under_a_finite_loss_skips_the_update(cls) -> None:
+    """The guard checks the gradients, not only the loss: a hook turns D's third gradient into inf while every
+    loss stays finite. That update is skipped (D's weights and Adam's step count untouched), the rest run."""
+    model = cls({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2}, (2,))
+    weight = model.discriminator.body[0].weight
+    seen: list[torch.Tensor] = []
+
+    def poison_third(grad: torch.Tensor) -> torch.Tensor:
+        seen.append(weight.detach().clone())  # D's weights before this update
+        return torch.full_like(grad, float("inf")) if len(seen) == 3 else grad
+
+    weight.register_hook(poison_third)
+    trainer = fit_with(model, [], steps=5)
+    after_third = weight.detach()
+    assert len(seen) == 5 and model.skipped_steps == 1 and model.nonfinite_streak == 0
+    assert torch.equal(seen[2], seen[3]) and not torch.equal(seen[1], seen[2])  # batch 3 left D as it was
+    assert torch.isfinite(after_third).all()
+    opt_d = trainer.optimizers[0]
+    assert opt_d.state[weight]["step"] == 4  # 5 batches, one update skipped
