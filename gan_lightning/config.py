@@ -113,6 +113,7 @@ class RunConfig:
     seed: int = 0
     resume: str | None = None  # a checkpoint path, or "last" for <dir>/checkpoints/last.ckpt
     quiet: bool = False  # no progress bar or model summary (CI, sweeps)
+    keep_freed_memory: bool = True  # glibc keeps freed blocks for the next batch (gan_lightning/allocator.py)
 
 
 # Sections validated here; model/data/trainer are validated against classes chosen at run time.
@@ -319,9 +320,9 @@ def to_yaml(config: DictConfig) -> str:
 # precision) would either not apply (the optimiser state in the checkpoint wins) or make the checkpoint a different
 # experiment, so a change there is refused.
 _RESUME_MUTABLE_PREFIXES = ("trainer.", "callbacks.", "logger.")
-_RESUME_MUTABLE_KEYS = {"run.name", "run.dir", "run.resume", "run.quiet", "data.root", "data.download",
-                        "model.max_nonfinite_batches", "model.grad_clip_d", "model.grad_clip_g", "model.lr_decay_end",
-                        "model.channels_last", "model.compile"}
+_RESUME_MUTABLE_KEYS = {"run.name", "run.dir", "run.resume", "run.quiet", "run.keep_freed_memory", "data.root",
+                        "data.download", "model.max_nonfinite_batches", "model.grad_clip_d", "model.grad_clip_g",
+                        "model.lr_decay_end", "model.channels_last", "model.compile"}
 _RESUME_FROZEN_KEYS = {"trainer.precision"}
 _PRECISION_ALIASES = {"32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed", "64": "64-true"}
 

@@ -22,6 +22,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning import interrupts, registry
+from gan_lightning.allocator import keep_freed_memory
 from gan_lightning.callbacks.samples import SampleGridCallback
 from gan_lightning.checkpoints import (
     NonFiniteStateError,
@@ -319,6 +320,8 @@ def _record_summary(run_dir: Path, batches: int, seconds: float, status: str) ->
 
 def train(config: DictConfig) -> Path:
     """Run an experiment; returns its run directory."""
+    if config.run.keep_freed_memory:
+        keep_freed_memory()
     prepared = prepare(config)
     run_dir, trainer = prepared.run_dir, prepared.trainer
     owner = _is_launch_rank_zero()
