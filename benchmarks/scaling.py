@@ -17,6 +17,9 @@ autocast alone. Both loops read their losses once per batch, as a loop that logs
 ``ddp``: images/s of `gan-lightning train` on 2 CPU processes (gloo) against 1, the same per-process batch, from
 the wall time of a long and a short run (start-up cancels out).
 
+``allocator``: `gan-lightning train dcgan_mnist` as shipped, with glibc keeping freed memory (run.keep_freed_memory,
+the default; gan_lightning/allocator.py) against returning it to the system: training seconds and peak memory.
+
 Usage:
   python benchmarks/scaling.py steps --device cpu --recipes dcgan28 wgan_gp32 toy --threads 1 --pin-cpu 1 \
       --repeats 10 --steps 40
@@ -24,6 +27,7 @@ Usage:
       --precisions 32 16-mixed bf16-mixed --speedups
   python benchmarks/scaling.py steps --device cuda --recipes dcgan64 --batch-size 512   (a GPU-bound batch)
   python benchmarks/scaling.py ddp
+  python benchmarks/scaling.py allocator --steps 300 --repeats 3
 Framework and plain alternate within each repeat; the times are medians over repeats and the ratio is the median of
 the per-repeat ratios (with its interquartile range), so background load hits both sides of a pair alike.
 """
@@ -33,6 +37,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import json
 import logging
 import os
 import statistics
@@ -56,6 +61,7 @@ from torch import Tensor, nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_step import StepTimer, add_timing_arguments, paired_times  # noqa: E402
 
+from gan_lightning.allocator import keep_freed_memory  # noqa: E402
 from gan_lightning.models import DCGAN, WGANGP, VanillaGAN  # noqa: E402
 
 
@@ -293,6 +299,39 @@ def run_ddp(args: argparse.Namespace) -> None:
     print(f"  2-process throughput / 1-process = {per_batch[1] * 2 / per_batch[2]:.2f}x (ideal 2.00x)")
 
 
+def fit_seconds_and_peak_memory(steps: int, data_root: Path, *extra: str) -> tuple[float, float]:
+    """`gan-lightning train dcgan_mnist` as shipped (sample grids, the FID evaluation at the end): its training
+    seconds (summary.json, start-up excluded) and its peak resident memory in GiB (data workers included)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, "-m", "gan_lightning", "train", "dcgan_mnist", f"data.root={data_root}",
+                   "data.split=test", "data.download=false", f"trainer.max_steps={steps}", f"run.dir={tmp}/run",
+                   "run.quiet=true", *extra]
+        with open(f"{tmp}/stderr", "w") as stderr:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+            _, status, usage = os.wait4(process.pid, 0)  # the child's own peak RSS, which RUSAGE_CHILDREN merges
+        if os.waitstatus_to_exitcode(status):
+            raise SystemExit(f"{' '.join(command)} failed: {Path(tmp, 'stderr').read_text().strip()[-300:]}")
+        seconds = json.loads(Path(tmp, "run", "summary.json").read_text())["seconds"]
+        return seconds, usage.ru_maxrss / 2**20  # KiB on Linux
+
+
+def run_allocator(args: argparse.Namespace) -> None:
+    """glibc keeping freed memory (run.keep_freed_memory, the default) against handing it back to the system."""
+    print(f"gan-lightning train dcgan_mnist trainer.max_steps={args.steps} as shipped, {torch.get_num_threads()} "
+          f"threads; training seconds and peak memory, medians of {args.repeats}, the settings alternating")
+    runs: dict[str, list[tuple[float, float]]] = {"true": [], "false": []}
+    fit_seconds_and_peak_memory(10, args.data_root)  # warm-up: the first run also fills the file cache (data, weights)
+    for _ in range(args.repeats):
+        for setting, results in runs.items():
+            results.append(fit_seconds_and_peak_memory(args.steps, args.data_root, f"run.keep_freed_memory={setting}"))
+    seconds = {setting: statistics.median(s for s, _ in results) for setting, results in runs.items()}
+    for setting, results in runs.items():
+        print(f"  run.keep_freed_memory={setting:5s}: {seconds[setting]:6.1f} s "
+              f"({', '.join(f'{s:.1f}' for s, _ in results)}), peak memory "
+              f"{', '.join(f'{gib:.2f}' for _, gib in results)} GiB")
+    print(f"  kept / returned training time = {seconds['true'] / seconds['false']:.3f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -306,12 +345,19 @@ def main() -> None:
     steps.add_argument("--batch-size", type=int, default=None, help="instead of each recipe's batch size")
     steps.add_argument("--pin-cpu", type=int, default=None, metavar="CORE",
                        help="run on this CPU core only (Linux): no migration between cores mid-run")
+    steps.add_argument("--keep-freed-memory", action="store_true",
+                       help="glibc's heap thresholds as `gan-lightning train` sets them, for both loops")
+    data_root = Path(__file__).resolve().parents[2] / "shared" / "data"
     ddp = sub.add_parser("ddp")
     ddp.add_argument("--short", type=int, default=10)
     ddp.add_argument("--long", type=int, default=60)
     ddp.add_argument("--repeats", type=int, default=2)
     ddp.add_argument("--threads", type=int, default=1)
-    ddp.add_argument("--data-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    ddp.add_argument("--data-root", type=Path, default=data_root)
+    allocator = sub.add_parser("allocator")
+    allocator.add_argument("--steps", type=int, default=300)
+    allocator.add_argument("--repeats", type=int, default=3)
+    allocator.add_argument("--data-root", type=Path, default=data_root)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
@@ -320,9 +366,13 @@ def main() -> None:
             torch.set_num_threads(args.threads)
         if args.pin_cpu is not None:
             os.sched_setaffinity(0, {args.pin_cpu})
+        if args.keep_freed_memory and not keep_freed_memory():
+            raise SystemExit("--keep-freed-memory: no glibc here")
         run_steps(args)
-    else:
+    elif args.command == "ddp":
         run_ddp(args)
+    else:
+        run_allocator(args)
 
 
 if __name__ == "__main__":
