@@ -3,10 +3,10 @@
 By default glibc serves a block of 128 KB or more with its own mmap and unmaps it when freed; after the first such
 free it raises that threshold to the block's size, but it also returns the top of the heap to the system whenever
 more than twice the threshold lies free there. A CPU training step frees all of its activations and gradients at the
-end of each batch, so the next batch faults the same pages back in (up to a few hundred minor page faults a batch,
-measured with the toy MLPs of benchmarks/scaling.py). Fixing both thresholds keeps those pages: on a 2-core CPU,
-`gan-lightning train dcgan_mnist` as shipped (300 batches and its FID evaluation) took 0.80x the time, with the same
-peak memory (README, "Scaling"; benchmarks/scaling.py allocator).
+end of each batch, so the next batch can fault the same pages back in (from a few to about 150 minor page faults a
+batch, varying from run to run, measured with the toy MLPs of benchmarks/scaling.py). Fixing both thresholds keeps
+those pages: on a 2-core CPU, `gan-lightning train dcgan_mnist` as shipped (300 batches and its FID evaluation) took
+0.80x the time, with the same peak memory (README, "Scaling"; benchmarks/scaling.py allocator).
 
 Both thresholds must be set together: setting either one turns off glibc's dynamic adjustment, and the trim threshold
 alone leaves every block over 128 KB to mmap, which measured 75 % slower than the default.
@@ -15,7 +15,6 @@ alone leaves every block over 128 KB to mmap, which measured 75 % slower than th
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
@@ -28,8 +27,8 @@ def _glibc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.gnu_get_libc_version  # noqa: B018 (musl and others have no mallopt thresholds worth setting)
+        libc = ctypes.CDLL("libc.so.6")  # glibc's soname on every Linux architecture
+        libc.gnu_get_libc_version  # noqa: B018 (a libc.so.6 that is not glibc has no such thresholds)
     except (OSError, AttributeError):
         return None
     return libc

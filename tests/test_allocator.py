@@ -1,4 +1,4 @@
-"""glibc's heap thresholds: a CPU training loop stops faulting its activations' pages back in every batch."""
+"""glibc's heap thresholds: freed blocks stay in the process, both thresholds are set, `train` sets them by default."""
 
 from __future__ import annotations
 
@@ -59,7 +59,6 @@ def test_keep_freed_memory_is_a_no_op_without_glibc(monkeypatch: pytest.MonkeyPa
     assert allocator._glibc() is None and allocator.keep_freed_memory() is False
 
 
-@glibc_only
 def test_both_thresholds_are_set_in_that_order(monkeypatch: pytest.MonkeyPatch) -> None:
     # The trim threshold alone would end glibc's dynamic mmap threshold and mmap every block over 128 KB.
     calls = []
