@@ -38,7 +38,7 @@ from torch import Tensor, nn
 from zoo_quality import SHARED_DATA
 from zoo_quality import run_one as framework_run
 
-from gan_lightning.models.base import GANModule
+from gan_lightning.models.latent import LatentGAN
 
 
 @dataclass(frozen=True)
@@ -277,7 +277,7 @@ def train_plain(recipe: PlainRecipe, images: Tensor, labels: Tensor, seed: int, 
 
 class Scored:
     """What ``gan_lightning.evaluation.evaluate`` asks of a model, around a plain generator: the same seeded
-    latents (and labels) and eval-mode sampling as the framework's ``GANModule``."""
+    latents (and labels) and eval-mode sampling as the framework's ``LatentGAN``."""
 
     def __init__(self, generator: nn.Module, recipe: PlainRecipe):
         self.generator, self.recipe = generator, recipe
@@ -295,7 +295,7 @@ class Scored:
         return self.generator(z, *(() if labels is None else (labels,)))
 
     # The framework's own evaluation-sample sequence, over the three methods above.
-    eval_samples = GANModule.eval_samples
+    eval_samples = LatentGAN.eval_samples
 
 
 def plain_one(experiment: str, seed: int, steps: int, data_root: Path, result: Path) -> None:

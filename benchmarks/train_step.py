@@ -34,7 +34,6 @@ from omegaconf import OmegaConf
 
 from datamodules.mnist import MNISTConfig, MNISTDataModule
 from gan_lightning.models import DCGAN
-from gan_lightning.models.base import skip_failing_nvml_check
 
 
 class StepTimer(L.Callback):
@@ -155,12 +154,8 @@ class PairedTimes:
 
 
 def paired_times(first: Callable[[], float], second: Callable[[], float], repeats: int) -> PairedTimes:
-    """``repeats`` pairs of runs, first then second in each: both sides of a pair meet the same machine load.
-
-    Both sides run as a script that never imported Lightning would: without the NVML retry on every optimizer step
-    that Lightning's import turns on where NVML is missing (see ``skip_failing_nvml_check``). The framework drops it
-    when training starts; dropping it here also spares the plain side, whichever runs first."""
-    skip_failing_nvml_check()
+    """``repeats`` pairs of runs, first then second in each: both sides of a pair meet the same machine load (and
+    the same process settings, such as the NVML-based CUDA check that importing Lightning turns on)."""
     times = PairedTimes([], [])
     for _ in range(repeats):
         times.first.append(first())

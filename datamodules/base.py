@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from datamodules.digest import tensor_digest
@@ -121,9 +121,17 @@ class BatchedDataModule(L.LightningDataModule, abc.ABC):
     Config = DataConfig
     registry_name = "?"
 
-    def __init__(self, config: DictConfig | dict[str, Any], seed: int = 0):
+    def __init__(self, config: DictConfig | dict[str, Any] | None = None, seed: int = 0, **options: Any):
+        """``config``: the ``data`` section (as the CLI validated it), or a mapping of some keys; ``options``: more
+        keys as keywords (``DigitsDataModule(batch_size=32)``); the rest take the Config's defaults."""
         super().__init__()
-        self.config = config if isinstance(config, DictConfig) else DictConfig(config)
+        if not isinstance(config, DictConfig) or options:
+            from gan_lightning.config import merge_schema
+
+            values = OmegaConf.to_container(config) if isinstance(config, DictConfig) else dict(config or {})
+            config = merge_schema(self.Config, {"name": self.registry_name, **values, **options}, "data")
+            self.check_config(config)
+        self.config = config
         self.seed = seed
         self._train_batches: Any = None
         self._fingerprint: str | None = None
@@ -135,6 +143,10 @@ class BatchedDataModule(L.LightningDataModule, abc.ABC):
             raise ConfigError(f"data.batch_size: must be >= 1, got {config.batch_size}")
         if config.limit is not None and config.limit < 1:
             raise ConfigError(f"data.limit: must be >= 1 or null, got {config.limit}")
+
+    @property
+    def batch_size(self) -> int:
+        return self.config.batch_size
 
     # --- what subclasses provide --------------------------------------------------------------------
     @property
@@ -254,8 +266,8 @@ class InMemoryDataModule(BatchedDataModule):
     """Base for datasets that fit in memory as one tensor: subclasses say how to ``load`` samples and their
     shape."""
 
-    def __init__(self, config: DictConfig | dict[str, Any], seed: int = 0):
-        super().__init__(config, seed)
+    def __init__(self, config: DictConfig | dict[str, Any] | None = None, seed: int = 0, **options: Any):
+        super().__init__(config, seed, **options)
         self.samples: Tensor | None = None
         self.labels: Tensor | None = None
         # Block digests of the samples ``load`` returned, when a cache stored them (datamodules.digest): the

@@ -23,6 +23,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
@@ -74,8 +75,8 @@ class PairedBatches(UnpairedBatches):
 class PairedDataModule(TranslationDataModule):
     Config = PairedConfig
 
-    def __init__(self, config: DictConfig | dict, seed: int = 0):
-        super().__init__(config, seed)
+    def __init__(self, config: DictConfig | dict | None = None, seed: int = 0, **options: Any):
+        super().__init__(config, seed, **options)
         self.pairs: dict[str, tuple[Tensor, Tensor]] = {}  # split -> (inputs, targets), uint8
         self.blocks: dict[str, tuple[list[str], list[str]]] = {}  # their caches' stored digests (the fingerprint)
 
@@ -88,6 +89,11 @@ class PairedDataModule(TranslationDataModule):
                   ("crop_size", 8 <= config.crop_size <= config.load_size,
                    f"8 <= crop_size <= data.load_size ({config.load_size})")]
         check_values("data", config, checks)
+
+    @property
+    def direction(self) -> str:
+        """Which half of each pair is the input: AtoB (the left one) or BtoA."""
+        return self.config.direction
 
     @property
     def dataset_id(self) -> str:  # metrics compare translations with the evaluation targets

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig
@@ -129,8 +130,8 @@ class TranslationDataModule(BatchedDataModule):
 class UnpairedDataModule(TranslationDataModule):
     Config = UnpairedConfig
 
-    def __init__(self, config: DictConfig | dict, seed: int = 0):
-        super().__init__(config, seed)
+    def __init__(self, config: DictConfig | dict | None = None, seed: int = 0, **options: Any):
+        super().__init__(config, seed, **options)
         self.images: dict[str, Tensor] = {}
         self.blocks: dict[str, list[str]] = {}  # split -> block digests stored with its cache (the fingerprint)
 

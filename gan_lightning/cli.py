@@ -80,12 +80,15 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise GanLightningError(f"--n must be >= 1, got {args.n}")
     check_output_path(args.out)
+    from gan_lightning.models.latent import LatentGAN
+
     model = load_model(args.checkpoint)
+    if not isinstance(model, LatentGAN):
+        raise GanLightningError(f"{model.registry_name} translates images instead of sampling them: use "
+                                f"{model.translate_usage}")
     label = _chosen_label(model, args)
     row_length = args.nrow
     if args.interpolate or args.arithmetic:
-        if not model.latent_tools:
-            raise GanLightningError(f"--interpolate/--arithmetic: model {model.registry_name} has no latent space")
         z = _latent_tool_latents(model, args, torch.Generator().manual_seed(args.seed))
         row_length = 4 if args.arithmetic else args.nrow
         samples = model.generate(z, model.labels_for(len(z), label, row_length))

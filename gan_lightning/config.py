@@ -149,7 +149,7 @@ def _one_line(error: OmegaConfBaseException) -> str:
     return " ".join(text[0].split()) if text else type(error).__name__
 
 
-def _merge_schema(schema: type, values: Any, section: str) -> DictConfig:
+def merge_schema(schema: type, values: Any, section: str) -> DictConfig:
     """Merge user values into a dataclass schema; omegaconf rejects unknown keys and wrong types."""
     if values is None:
         values = {}
@@ -256,12 +256,12 @@ def validate(raw: DictConfig) -> DictConfig:
     model_cls = registry.get_model_class(raw.model.name)
     data_cls = registry.get_datamodule_class(raw.data.name)
     validated = {
-        "model": _merge_schema(model_cls.Config, raw.model, "model"),
-        "data": _merge_schema(data_cls.Config, raw.data, "data"),
+        "model": merge_schema(model_cls.Config, raw.model, "model"),
+        "data": merge_schema(data_cls.Config, raw.data, "data"),
         "trainer": _validate_trainer(raw.get("trainer")),
     }
     for section, schema in _FIXED_SECTIONS.items():
-        validated[section] = _merge_schema(schema, raw.get(section), section)
+        validated[section] = merge_schema(schema, raw.get(section), section)
     config = OmegaConf.create(validated)
     if config.logger.wandb.mode is not None and config.logger.wandb.mode not in _WANDB_MODES:
         raise ConfigError(f"logger.wandb.mode: {config.logger.wandb.mode!r}; accepted: {', '.join(_WANDB_MODES)}")

@@ -144,3 +144,7 @@ LOSS_FAMILIES: dict[str, tuple[Callable[..., Tensor], Callable[[Tensor], Tensor]
     "hinge": (d_hinge, g_hinge),
     "least_squares": (d_least_squares, g_least_squares),
 }
+# Families whose D output is a logit, so that sigmoid(D) is D's probability of "real".
+LOGIT_LOSSES = frozenset({"minimax", "saturating", "non_saturating"})
+# Families with a real-sample target that one-sided label smoothing can lower (their D loss takes real_target).
+SMOOTHABLE_LOSSES = LOGIT_LOSSES | {"least_squares"}

@@ -1,12 +1,15 @@
 """Name -> class tables for models and datamodules.
 
 Configs name components (``model.name: dcgan``); they never import arbitrary dotted paths, so a YAML file
-cannot execute code and every accepted name can be listed in an error message.
+cannot execute code and every accepted name can be listed in an error message. Models from other installed
+packages join through the ``gan_lightning.models`` entry-point group: ``name = package.module:ModelClass`` in the
+package's metadata registers ``ModelClass`` as ``name`` (in Python, ``@register_model("name")`` does the same).
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -19,6 +22,7 @@ DATAMODULES: dict[str, type] = {}
 
 # Modules whose import fills the tables above (each variant registers itself with a decorator).
 _PROVIDERS = ("gan_lightning.models", "datamodules")
+ENTRY_POINT_GROUP = "gan_lightning.models"
 
 
 def _register(table: dict[str, type], name: str) -> Callable[[T], T]:
@@ -43,6 +47,17 @@ def register_datamodule(name: str) -> Callable[[T], T]:
 def _load_providers() -> None:
     for module in _PROVIDERS:
         importlib.import_module(module)
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if MODELS.get(entry.name) is not None and MODELS[entry.name].__module__ == entry.module:
+            continue  # loaded before
+        try:
+            model_cls = entry.load()
+        except Exception as error:  # the other package's import failed: say which, in one line
+            raise ConfigError(f"entry point {entry.name} = {entry.value} ({ENTRY_POINT_GROUP}): cannot load it: "
+                              f"{type(error).__name__}: {error}") from None
+        if not isinstance(model_cls, type):
+            raise ConfigError(f"entry point {entry.name} = {entry.value} ({ENTRY_POINT_GROUP}): not a class")
+        register_model(entry.name)(model_cls)
 
 
 def _lookup(table: dict[str, type], name: object, key: str) -> type:

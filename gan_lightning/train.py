@@ -56,9 +56,7 @@ def build_datamodule(config: DictConfig) -> L.LightningDataModule:
 
 def build_model(config: DictConfig, datamodule: L.LightningDataModule) -> L.LightningModule:
     model_cls = registry.get_model_class(config.model.name)
-    return model_cls(config.model, datamodule.sample_shape, datamodule.num_classes,
-                     experiment=OmegaConf.to_container(config, resolve=True),
-                     label_names=datamodule.label_names, multi_label=datamodule.multi_label)
+    return model_cls.from_config(config.model, datamodule, experiment=OmegaConf.to_container(config, resolve=True))
 
 
 def build_callbacks(config: DictConfig, run_dir: Path, datamodule: L.LightningDataModule) -> list[L.Callback]:
@@ -250,8 +248,7 @@ def prepare(config: DictConfig, dry_run: bool = False) -> Prepared:
     if check_data:
         datamodule.check_batches()  # loads the data: a data problem shows before Lightning prints anything
     model = build_model(config, datamodule)
-    if model.config.pack > 1 and config.data.batch_size % model.config.pack:
-        raise ConfigError(f"model.pack: {model.config.pack} does not divide data.batch_size={config.data.batch_size}")
+    model.check_data(datamodule)
     trainer = build_trainer(config, run_dir, datamodule)
     _check_sync_batchnorm(config, trainer)
     if check_data:
@@ -368,10 +365,9 @@ def load_model(path: str | Path) -> L.LightningModule:
     config = hparams["config"]
     model_cls = registry.get_model_class(config.get("name") if isinstance(config, dict) else None)
     try:
-        model = model_cls(config, hparams["sample_shape"], hparams["num_classes"], hparams.get("experiment"),
-                          label_names=hparams.get("label_names"), multi_label=hparams.get("multi_label", False))
+        model = model_cls.from_hparams(hparams)
         model.load_state_dict(checkpoint["state_dict"])
-    except (RuntimeError, KeyError, TypeError, ValueError) as error:
+    except (RuntimeError, KeyError, TypeError, ValueError, ConfigError) as error:
         first = " ".join(str(error).split())[:200]
         raise GanLightningError(f"{path}: its weights do not fit model {model_cls.registry_name!r} as configured in "
                                 f"the checkpoint ({first})") from None

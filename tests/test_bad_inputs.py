@@ -32,7 +32,7 @@ TRAIN_CASES = [
     (["trainer.strategy=fsdp"], 2, "trainer.strategy: fsdp is not supported for GANs here"),
     (["trainer.sync_batchnorm=true", "trainer.accelerator=cpu", "trainer.devices=2"], 2,
      "trainer.sync_batchnorm: SyncBatchNorm needs GPU (cuda/xpu/hpu) ranks, these are cpu"),
-    (["model.wdith_g=8"], 2, "model.wdith_g: unknown key; accepted: name, latent_dim"),
+    (["model.wdith_g=8"], 2, "model.wdith_g: unknown key; accepted: name, loss, n_critic"),
     (["model.lr_g=abc"], 2, "model.lr_g: Value 'abc' of type 'str' could not be converted to Float"),
     (["model.name=nope"], 2, "model.name: unknown name 'nope'"),
     (["model.max_nonfinite_batches=0"], 2, "model.max_nonfinite_batches: 0; accepted: an int >= 1"),

@@ -34,7 +34,7 @@ def test_yaml_path_is_accepted(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("override, message", [
-    ("model.foo=1", "model.foo: unknown key; accepted: name, latent_dim"),
+    ("model.foo=1", "model.foo: unknown key; accepted: name, loss, n_critic"),
     ("model.lr_g=abc", "model.lr_g: Value 'abc' of type 'str' could not be converted to Float (expected float)"),
     ("model.name=nope", "model.name: unknown name 'nope'; accepted: "),
     ("data.name=nope", "data.name: unknown name 'nope'; accepted: "),

@@ -166,17 +166,17 @@ def poisoned_batches(monkeypatch: pytest.MonkeyPatch):
     return poisoned
 
 
-@pytest.fixture(params=["host-check", "device-skip"])
+@pytest.fixture(params=["adam", "fused-adam"])
 def guard_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Both guard paths: the verdict read per update, and (as on GPUs) fused Adam skipping on the device with the
-    verdict read once per batch; fused Adam runs on the CPU too, so the second is forced here."""
-    if request.param == "device-skip":
-        from gan_lightning.models.base import GANModule
+    """Both optimizers the base builds: Adam, and (as on GPUs) fused Adam, which runs on the CPU too, so it is forced
+    here."""
+    if request.param == "fused-adam":
+        from gan_lightning.models.base import AdversarialModule
 
         def fused_adam(self, params, lr):
             return torch.optim.Adam(params, lr=lr, betas=(self.config.beta1, self.config.beta2), fused=True)
 
-        monkeypatch.setattr(GANModule, "_make_optimizer", fused_adam)
+        monkeypatch.setattr(AdversarialModule, "_make_optimizer", fused_adam)
     return request.param
 
 

@@ -17,9 +17,9 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from gan_lightning.errors import GanLightningError, check_values
 from gan_lightning.losses import cycle_consistency
-from gan_lightning.models.base import GANConfig, GANModule, Preview, eval_forward
+from gan_lightning.models.base import Preview, eval_forward
+from gan_lightning.models.translation import ImageTranslationConfig, ImageTranslationModel
 from gan_lightning.nets.layers import ImagePool
 from gan_lightning.nets.translation import PatchDiscriminator, ResnetGenerator, translation_init_
 from gan_lightning.registry import register_model
@@ -28,7 +28,7 @@ DIRECTIONS = {"AtoB": "AB", "BtoA": "BA"}
 
 
 @dataclass
-class CycleGANConfig(GANConfig):
+class CycleGANConfig(ImageTranslationConfig):
     name: str = "cyclegan"
     loss: str = "least_squares"
     width_g: int = 64
@@ -42,27 +42,23 @@ class CycleGANConfig(GANConfig):
 
 
 @register_model("cyclegan")
-class CycleGAN(GANModule):
-    Config = CycleGANConfig
-    latent_tools = False
-    unsupported_options = ("pack", "gradient_penalty", "minibatch_kernels", "feature_matching", "virtual_batch_norm",
-                           "feature_matching_only", "ema_decay", "real_label")
-    unsupported_reason = "its D is two PatchGANs, its G two image-to-image nets"
+class CycleGAN(ImageTranslationModel):
+    """``generator`` holds G ("AB") and F ("BA"), ``discriminator`` D_B ("B") and D_A ("A"): one optimizer each."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    Config = CycleGANConfig
+
+    def init_data(self) -> None:
         seed = self.config.sample_seed
         self.pools = {domain: ImagePool(self.config.pool_size, 0.5, seed + i) for i, domain in enumerate("AB")}
 
     @classmethod
-    def check_config(cls, config: DictConfig) -> None:
-        super().check_config(config)
-        checks = [("norm", config.norm in ("instance", "batch", "none"), "instance, batch, none"),
-                  ("lambda_cycle", config.lambda_cycle >= 0, "a float >= 0"),
-                  ("lambda_identity", config.lambda_identity >= 0, "a float >= 0"),
-                  ("pool_size", config.pool_size >= 0, "an int >= 0"),
-                  ("d_layers", config.d_layers >= 1, "an int >= 1")]
-        check_values("model", config, checks)
+    def config_checks(cls, config: DictConfig) -> list[tuple[str, bool, str]]:
+        return [*super().config_checks(config),
+                ("norm", config.norm in ("instance", "batch", "none"), "instance, batch, none"),
+                ("lambda_cycle", config.lambda_cycle >= 0, "a float >= 0"),
+                ("lambda_identity", config.lambda_identity >= 0, "a float >= 0"),
+                ("pool_size", config.pool_size >= 0, "an int >= 0"),
+                ("d_layers", config.d_layers >= 1, "an int >= 1")]
 
     # --- networks ---------------------------------------------------------------------------------------
     def build_generator(self) -> nn.Module:
@@ -82,14 +78,13 @@ class CycleGAN(GANModule):
         return nets
 
     # --- the loop's hooks ---------------------------------------------------------------------------------
-    def split_batch(self, batch: Any) -> tuple[dict[str, Tensor], None]:
-        return batch, None  # {"A": images, "B": images}: unaligned, no labels
+    def prepare_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return batch  # {"A": images, "B": images}: unaligned
 
-    def make_fakes(self, real: dict[str, Tensor], labels: None) -> dict[str, Tensor]:
+    def make_fakes(self, real: dict[str, Tensor]) -> dict[str, Tensor]:
         return {"B": self.generator["AB"](real["A"]), "A": self.generator["BA"](real["B"])}
 
-    def discriminator_loss(self, real: dict[str, Tensor], fakes: dict[str, Tensor], labels: None
-                           ) -> tuple[Tensor, dict[str, Tensor]]:
+    def discriminator_loss(self, real: dict[str, Tensor], fakes: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         logs, total = {}, 0.0
         for domain in "AB":
             pooled = self.pools[domain].query(fakes[domain])
@@ -97,13 +92,12 @@ class CycleGAN(GANModule):
             fake_scores = self.discriminator[domain](pooled)
             loss = self.d_loss_fn(real_scores, fake_scores)
             logs[f"d_{domain.lower()}"] = loss
-            logs[f"d_{domain.lower()}_real"] = self._score_summary(real_scores)
-            logs[f"d_{domain.lower()}_fake"] = self._score_summary(fake_scores)
+            logs[f"d_{domain.lower()}_real"] = self.score_summary(real_scores)
+            logs[f"d_{domain.lower()}_fake"] = self.score_summary(fake_scores)
             total = total + loss
-        return total, {"d_loss": total, **logs}
+        return total, logs
 
-    def generator_loss(self, real: dict[str, Tensor], fakes: dict[str, Tensor], labels: None
-                       ) -> tuple[Tensor, dict[str, Tensor]]:
+    def generator_loss(self, real: dict[str, Tensor], fakes: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         config = self.config
         # The paper's generator objective is mean (D(G(a)) - 1)^2, twice the 1/2-scaled LSGAN loss of losses.py.
         weight = 2.0 if config.loss == "least_squares" else 1.0
@@ -118,15 +112,13 @@ class CycleGAN(GANModule):
                         + cycle_consistency(self.generator["BA"](real["A"]), real["A"]))
             loss = loss + config.lambda_identity * config.lambda_cycle * identity
             logs["identity"] = identity
-        return loss, {"g_loss": loss, **logs}
+        return loss, logs
 
     # --- pools travel with the checkpoint (exact resume) ------------------------------------------------------
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_save_checkpoint(checkpoint)
-        checkpoint["image_pools"] = {domain: pool.state_dict() for domain, pool in self.pools.items()}
+    def checkpoint_extras(self) -> dict[str, Any]:
+        return {"image_pools": {domain: pool.state_dict() for domain, pool in self.pools.items()}}
 
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        super().on_load_checkpoint(checkpoint)
+    def load_checkpoint_extras(self, checkpoint: dict[str, Any]) -> None:
         for domain, state in checkpoint.get("image_pools", {}).items():
             self.pools[domain].load_state_dict(state, self.device)
 
@@ -154,6 +146,6 @@ class CycleGAN(GANModule):
         for batch in datamodule.test_images("A", n).split(batch_size)[rank::world]:
             yield self.translate(batch, "AtoB")
 
-    def draw_samples(self, n: int, seed: int, label: int | None = None, nrow: int = 8) -> Tensor:
-        raise GanLightningError("cyclegan translates images instead of sampling them: use gan-lightning translate "
-                                "CHECKPOINT --input DIR --direction AtoB --out DIR")
+    @property
+    def translate_usage(self) -> str:
+        return "gan-lightning translate CHECKPOINT --input DIR --direction AtoB --out DIR"

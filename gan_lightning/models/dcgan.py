@@ -7,14 +7,13 @@ from dataclasses import dataclass
 from omegaconf import DictConfig
 from torch import nn
 
-from gan_lightning.errors import ConfigError
-from gan_lightning.models.base import GANConfig, GANModule
+from gan_lightning.models.latent import LatentGAN, LatentGANConfig
 from gan_lightning.nets.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_init_
 from gan_lightning.registry import register_model
 
 
 @dataclass
-class DCGANConfig(GANConfig):
+class DCGANConfig(LatentGANConfig):
     name: str = "dcgan"
     width_g: int = 64  # channels of G's last hidden layer (doubling towards the latent)
     width_d: int = 64  # channels of D's first layer (doubling towards the output)
@@ -22,7 +21,7 @@ class DCGANConfig(GANConfig):
 
 
 @register_model("dcgan")
-class DCGAN(GANModule):
+class DCGAN(LatentGAN):
     Config = DCGANConfig
 
     def build_generator(self) -> nn.Module:
@@ -42,7 +41,6 @@ class DCGAN(GANModule):
         return net
 
     @classmethod
-    def check_config(cls, config: DictConfig) -> None:
-        super().check_config(config)
-        if config.d_norm not in ("batch", "layer", "none"):
-            raise ConfigError(f"model.d_norm: {config.d_norm!r}; accepted: batch, layer, none")
+    def config_checks(cls, config: DictConfig) -> list[tuple[str, bool, str]]:
+        return [*super().config_checks(config),
+                ("d_norm", config.d_norm in ("batch", "layer", "none"), "batch, layer, none")]

@@ -7,14 +7,13 @@ from dataclasses import dataclass, field
 from omegaconf import DictConfig
 from torch import nn
 
-from gan_lightning.errors import ConfigError
-from gan_lightning.models.base import GANConfig, GANModule
+from gan_lightning.models.latent import LatentGAN, LatentGANConfig
 from gan_lightning.nets.mlp import MLP_NORMS, MLPDiscriminator, MLPGenerator
 from gan_lightning.registry import register_model
 
 
 @dataclass
-class VanillaGANConfig(GANConfig):
+class VanillaGANConfig(LatentGANConfig):
     name: str = "gan"
     hidden_g: list[int] = field(default_factory=lambda: [256, 512])
     hidden_d: list[int] = field(default_factory=lambda: [512, 256])
@@ -23,7 +22,7 @@ class VanillaGANConfig(GANConfig):
 
 
 @register_model("gan")
-class VanillaGAN(GANModule):
+class VanillaGAN(LatentGAN):
     Config = VanillaGANConfig
 
     def build_generator(self) -> nn.Module:
@@ -36,7 +35,5 @@ class VanillaGAN(GANModule):
                                 dropout=self.config.dropout_d)
 
     @classmethod
-    def check_config(cls, config: DictConfig) -> None:
-        super().check_config(config)
-        if config.norm_g not in MLP_NORMS:
-            raise ConfigError(f"model.norm_g: {config.norm_g!r}; accepted: {', '.join(MLP_NORMS)}")
+    def config_checks(cls, config: DictConfig) -> list[tuple[str, bool, str]]:
+        return [*super().config_checks(config), ("norm_g", config.norm_g in MLP_NORMS, ", ".join(MLP_NORMS))]

@@ -1,10 +1,10 @@
 """Isola et al. 2017, pix2pix: paired image-to-image translation with a conditional GAN.
 
 G: x -> y is a U-Net (no z: dropout is its noise), D a 70x70 PatchGAN that judges (input, output) pairs, the
-channel-concatenation of x with y or with G(x). On the shared loop the input x plays the part of the labels (a
-condition both players see): ``split_batch`` gives (y, x). D minimises half the vanilla GAN loss (the paper divides
-D's objective by 2 to slow it down relative to G), G the non-saturating GAN loss + lambda_l1 * mean |G(x) - y|
-(lambda 100). The paper's recipe: batch norm, batch 1, Adam(2e-4, 0.5, 0.999), N(0, 0.02) init.
+channel-concatenation of x with y or with G(x). A batch is {"input": x, "target": y}. D minimises half the vanilla
+GAN loss (the paper divides D's objective by 2 to slow it down relative to G), G the non-saturating GAN loss +
+lambda_l1 * mean |G(x) - y| (lambda 100). The paper's recipe: batch norm, batch 1, Adam(2e-4, 0.5, 0.999),
+N(0, 0.02) init.
 
 Translating (grids, ``translate``, evaluation): ``model.inference`` says how G runs. ``paper`` (the default) as the
 paper does at test time: dropout on and batch norm on the statistics of the translated image itself, one image at a
@@ -24,17 +24,20 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from gan_lightning.errors import GanLightningError, check_values
+from gan_lightning.errors import GanLightningError
 from gan_lightning.losses import cycle_consistency
-from gan_lightning.models.base import GANConfig, GANModule, Preview, eval_forward
+from gan_lightning.models.base import Preview, eval_forward
+from gan_lightning.models.translation import ImageTranslationConfig, ImageTranslationModel
 from gan_lightning.nets.translation import PatchDiscriminator, UnetGenerator, translation_init_
 from gan_lightning.registry import register_model
+from gan_lightning.techniques import HistoricalAveraging, LabelSmoothing, SpectralNorm, WeightClipping
+from gan_lightning.techniques.label_smoothing import LabelSmoothingConfig
 
 INFERENCE_MODES = ("paper", "eval")
 
 
 @dataclass
-class Pix2PixConfig(GANConfig):
+class Pix2PixConfig(LabelSmoothingConfig, ImageTranslationConfig):
     name: str = "pix2pix"
     loss: str = "non_saturating"  # the paper's vanilla GAN loss on logits (G's side non-saturating)
     width_g: int = 64
@@ -63,27 +66,38 @@ def paper_inference(net: nn.Module) -> Iterator[None]:
 
 
 @register_model("pix2pix")
-class Pix2Pix(GANModule):
+class Pix2Pix(ImageTranslationModel):
     Config = Pix2PixConfig
-    latent_tools = False
-    unsupported_options = ("pack", "gradient_penalty", "minibatch_kernels", "feature_matching", "virtual_batch_norm",
-                           "feature_matching_only", "ema_decay")
-    unsupported_reason = "its D judges (input, output) pairs, its G is an image-to-image net"
+    techniques = (LabelSmoothing, SpectralNorm, WeightClipping, HistoricalAveraging)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        experiment = self.hparams.get("experiment") or {}
-        # The data's direction decides what G learned; translate() refuses the other one.
-        self.direction = experiment.get("data", {}).get("direction", "AtoB")
+    def __init__(self, config: DictConfig | dict[str, Any] | None = None, sample_shape: Any = None,
+                 experiment: dict[str, Any] | None = None, direction: str = "AtoB", *, image_shape: Any = None,
+                 **options: Any) -> None:
+        """``direction``: which half of the data's pairs G learned to make (the datamodule's ``direction``)."""
+        super().__init__(config, sample_shape, experiment, image_shape=image_shape, facts={"direction": direction},
+                         **options)
 
     @classmethod
-    def check_config(cls, config: DictConfig) -> None:
-        super().check_config(config)
-        checks = [("norm", config.norm in ("batch", "instance", "none"), "batch, instance, none"),
-                  ("lambda_l1", config.lambda_l1 >= 0, "a float >= 0"),
-                  ("inference", config.inference in INFERENCE_MODES, ", ".join(INFERENCE_MODES)),
-                  ("d_layers", config.d_layers >= 1, "an int >= 1")]
-        check_values("model", config, checks)
+    def data_facts(cls, datamodule: Any) -> dict[str, Any]:
+        return {**super().data_facts(datamodule), "direction": datamodule.direction}
+
+    @classmethod
+    def from_hparams(cls, hparams: dict[str, Any]) -> Pix2Pix:
+        if "direction" not in hparams:  # older checkpoints: the direction stood only in the stored experiment
+            data = (hparams.get("experiment") or {}).get("data", {})
+            hparams = {**hparams, "direction": data.get("direction", "AtoB")}
+        return super().from_hparams(hparams)
+
+    def init_data(self, direction: str) -> None:
+        self.direction = direction  # translate() refuses the other one
+
+    @classmethod
+    def config_checks(cls, config: DictConfig) -> list[tuple[str, bool, str]]:
+        return [*super().config_checks(config),
+                ("norm", config.norm in ("batch", "instance", "none"), "batch, instance, none"),
+                ("lambda_l1", config.lambda_l1 >= 0, "a float >= 0"),
+                ("inference", config.inference in INFERENCE_MODES, ", ".join(INFERENCE_MODES)),
+                ("d_layers", config.d_layers >= 1, "an int >= 1")]
 
     # --- networks ---------------------------------------------------------------------------------------
     def build_generator(self) -> nn.Module:
@@ -98,26 +112,27 @@ class Pix2Pix(GANModule):
         translation_init_(net)
         return net
 
-    # --- the loop's hooks: the input x is the condition both players see ------------------------------------
-    def split_batch(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        return batch["target"], batch["input"]
+    # --- the loop's hooks: D judges (input, output) pairs --------------------------------------------------------
+    def prepare_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        return batch  # {"input": x, "target": y}
 
-    def make_fakes(self, real: Tensor, condition: Tensor) -> Tensor:
-        return self.generator(condition)
+    def make_fakes(self, batch: dict[str, Tensor]) -> Tensor:
+        return self.generator(batch["input"])
 
     def discriminate(self, x: Tensor, condition: Tensor) -> Tensor:
         return self.discriminator(torch.cat([condition, x], dim=1))
 
-    def discriminator_loss(self, real: Tensor, fakes: Tensor, condition: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        loss, logs = super().discriminator_loss(real, fakes, condition)
-        half = 0.5 * loss  # the paper: "we divide the objective by 2 while optimizing D"
-        return half, {**logs, "d_loss": half}
+    def discriminator_loss(self, batch: dict[str, Tensor], fakes: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        real_scores = self.discriminate(batch["target"], batch["input"])
+        fake_scores = self.discriminate(fakes, batch["input"])
+        # The paper: "we divide the objective by 2 while optimizing D".
+        half = 0.5 * self.d_loss_fn(real_scores, fake_scores)
+        return half, {"d_real": self.score_summary(real_scores), "d_fake": self.score_summary(fake_scores)}
 
-    def generator_loss(self, real: Tensor, fakes: Tensor, condition: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        adversarial, logs = super().generator_loss(real, fakes, condition)
-        l1 = cycle_consistency(fakes, real)  # the same formula, mean |G(x) - y|
-        loss = adversarial + self.config.lambda_l1 * l1
-        return loss, {**logs, "g_loss": loss, "g_adv": adversarial, "l1": l1}
+    def generator_loss(self, batch: dict[str, Tensor], fakes: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
+        adversarial = self.g_loss_fn(self.discriminate(fakes, batch["input"]))
+        l1 = cycle_consistency(fakes, batch["target"])  # the same formula, mean |G(x) - y|
+        return adversarial + self.config.lambda_l1 * l1, {"g_adv": adversarial, "l1": l1}
 
     # --- what the model shows -----------------------------------------------------------------------------
     @torch.no_grad()
@@ -151,6 +166,6 @@ class Pix2Pix(GANModule):
         for batch in datamodule.eval_pairs(n)[0].split(batch_size)[rank::world]:
             yield self.translate(batch)
 
-    def draw_samples(self, n: int, seed: int, label: int | None = None, nrow: int = 8) -> Tensor:
-        raise GanLightningError(f"pix2pix translates images instead of sampling them: use gan-lightning translate "
-                                f"CHECKPOINT --input DIR --direction {self.direction} --out DIR")
+    @property
+    def translate_usage(self) -> str:
+        return f"gan-lightning translate CHECKPOINT --input DIR --direction {self.direction} --out DIR"

@@ -46,8 +46,6 @@ def test_eval_samples_are_seeded_batches() -> None:
 class RowsModel(DCGAN):
     """A model whose views are not latent samples (as a translation model's are): three named rows of constants."""
 
-    latent_tools = False
-
     def preview(self, n, nrow, datamodule=None) -> Preview:
         rows = [torch.full((nrow, 1, 28, 28), value) for value in (-1.0, 0.0, 1.0)]
         return Preview(torch.cat(rows), nrow, ("input", "output", "reconstruction"))

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch.nn.utils import parametrize
 
 from gan_lightning.errors import ConfigError
-from gan_lightning.models import CGAN, DCGAN, SNGAN, WGAN, WGANGP, VanillaGAN
+from gan_lightning.models import CGAN, DCGAN, SNGAN, WGAN, WGANGP, LatentBatch, VanillaGAN
 from gan_lightning.nets.conditioning import ProjectionDiscriminator
 from gan_lightning.nets.layers import HistoricalAverages, MinibatchDiscrimination, VirtualBatchNorm
 from tests.models.test_base_loop import changed, fit, params
@@ -58,7 +58,7 @@ def test_weight_clipping_keeps_every_critic_weight_in_range() -> None:
 def test_label_smoothing_target_reaches_the_d_loss() -> None:
     model = VanillaGAN({**MLP, "real_label": 0.9}, (2,))
     real, fake = torch.randn(6, 2), torch.randn(6, 2)
-    loss, _ = model.discriminator_loss(real, fake, None)
+    loss, _ = model.discriminator_objective(LatentBatch(real, None), fake)
     real_logits, fake_logits = model.discriminator(real), model.discriminator(fake)
     expected = (F.binary_cross_entropy_with_logits(real_logits, torch.full_like(real_logits, 0.9))
                 + F.binary_cross_entropy_with_logits(fake_logits, torch.zeros_like(fake_logits)))
@@ -70,21 +70,23 @@ def test_label_smoothing_target_reaches_the_d_loss() -> None:
 def test_feature_matching_is_the_squared_distance_of_feature_means() -> None:
     model = VanillaGAN({**MLP, "feature_matching_only": True}, (2,))
     real, fake = torch.randn(8, 2), torch.randn(8, 2)
-    loss, logs = model.generator_loss(real, fake, None)
+    loss, logs = model.generator_objective(LatentBatch(real, None), fake)
     f_real, f_fake = model.discriminator.features(real), model.discriminator.features(fake)
     expected = ((f_real.mean(0) - f_fake.mean(0)) ** 2).sum()
     torch.testing.assert_close(loss, expected)
     weighted = VanillaGAN({**MLP, "feature_matching": 0.5}, (2,))
     weighted.load_state_dict(model.state_dict())
-    loss, _ = weighted.generator_loss(real, fake, None)
+    loss, _ = weighted.generator_objective(LatentBatch(real, None), fake)
     torch.testing.assert_close(loss, F.binary_cross_entropy_with_logits(
         model.discriminator(fake), torch.ones(8)) + 0.5 * expected)
 
 
 def test_gradient_penalty_in_the_critic_loss_and_batchnorm_refused() -> None:
     model = VanillaGAN({**MLP, "loss": "wasserstein", "gradient_penalty": 10.0}, (2,))
-    loss, logs = model.discriminator_loss(torch.randn(8, 2), torch.randn(8, 2), None)
-    assert "gp" in logs and logs["gp"] >= 0
+    real, fake = torch.randn(8, 2), torch.randn(8, 2)
+    loss, logs = model.discriminator_objective(LatentBatch(real, None), fake)
+    critic_loss = model.discriminator(fake).mean() - model.discriminator(real).mean()
+    torch.testing.assert_close(loss, critic_loss + 10.0 * logs["gp"])  # the penalty enters with lambda = 10
     with pytest.raises(ConfigError, match="model.gradient_penalty"):
         DCGAN({**CONV, "gradient_penalty": 10.0}, (1, 28, 28))  # d_norm: batch
 
