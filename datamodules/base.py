@@ -21,14 +21,10 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from datamodules.digest import tensor_digest
+from gan_lightning.data_io import uint8_to_unit_range
 from gan_lightning.errors import ConfigError, GanLightningError
 
 FINGERPRINT_VERSION = "v2"  # block digests (datamodules.digest); before: one blake2b over every byte
-
-
-def uint8_to_unit_range(images: Tensor) -> Tensor:
-    """uint8 [0, 255] -> float [-1, 1], the range of a Tanh generator."""
-    return images.float().div_(127.5).sub_(1.0)
 
 
 def download_failed(what: str, error: BaseException, by_hand: str) -> GanLightningError:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from gan_lightning.checkpoints import atomic_write
+from gan_lightning.files import atomic_write
 
 BLOCK_ROWS = 256
 FORMAT = "blocks-v1"

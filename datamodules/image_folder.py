@@ -25,8 +25,8 @@ import torch
 from torch import Tensor
 
 from datamodules.digest import BlockHasher, block_digests, read_block_digests, write_block_digests
-from gan_lightning.checkpoints import atomic_write
 from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.files import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CACHE_ENV = "GAN_LIGHTNING_CACHE"

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from datamodules.base import ImageDataConfig, ImageDataModule, download_failed
-from datamodules.idx import read_idx
+from gan_lightning.data_io import read_idx
 from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.registry import register_datamodule
 

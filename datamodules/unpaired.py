@@ -25,8 +25,9 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from datamodules.base import BatchedDataModule, ConsumedCounter, DataConfig, download_failed, uint8_to_unit_range
+from datamodules.base import BatchedDataModule, ConsumedCounter, DataConfig, download_failed
 from datamodules.image_folder import Preprocess, data_cache, image_files, load_image_cache
+from gan_lightning.data_io import uint8_to_unit_range
 from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.registry import register_datamodule
 
@@ -245,7 +246,7 @@ def write_digits_invert(root: Path, seed: int = 0) -> None:
     is T(a) = 255 - a and F = T as well."""
     from PIL import Image
 
-    from datamodules.digits import load_digits
+    from gan_lightning.data_io import load_digits
 
     images, _ = load_digits()
     images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))]

@@ -24,16 +24,10 @@ from omegaconf import DictConfig, OmegaConf
 from gan_lightning import interrupts, registry
 from gan_lightning.allocator import keep_freed_memory
 from gan_lightning.callbacks.samples import SampleGridCallback
-from gan_lightning.checkpoints import (
-    NonFiniteStateError,
-    SafeCheckpointIO,
-    atomic_write,
-    load_checkpoint,
-    non_finite_entries,
-    remove_stale_temporaries,
-)
+from gan_lightning.checkpoints import NonFiniteStateError, SafeCheckpointIO, load_checkpoint, non_finite_entries
 from gan_lightning.config import resume_changes
 from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.files import atomic_write, remove_stale_temporaries
 from gan_lightning.loggers import build_loggers
 from gan_lightning.rundir import RunDirLock, check_writable
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gan_lightning.checkpoints import atomic_torch_save
+from gan_lightning.files import atomic_torch_save
 from gan_lightning.metrics.errors import MetricsError
 from gan_lightning.metrics.extractors import ExtractorOutput, FeatureExtractor
 from gan_lightning.metrics.math import (

@@ -1,0 +1,57 @@
+"""Files written whole or not at all, without Lightning (checkpoints, caches, run records and metric statistics
+all go through here).
+
+A file is written to a temporary file in the same directory, flushed and fsynced, then renamed over the target: a
+kill or a full disk during the write leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import torch
+
+TEMP_PREFIX = ".tmp-"  # temporary files beside a file being written; left only by a killed writer
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """``write(file)`` into a temporary file beside ``path``, fsync, then rename over ``path`` (and fsync the folder,
+    so the rename itself survives a power cut): readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the permissions of any new file
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` through :func:`atomic_write`."""
+    atomic_write(path, lambda file: torch.save(obj, file))
+
+
+def remove_stale_temporaries(directory: str | Path) -> None:
+    """Delete temporary files that a writer killed mid-save left behind."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    for leftover in directory.glob(f"{TEMP_PREFIX}*"):
+        leftover.unlink(missing_ok=True)
