@@ -1,8 +1,10 @@
-"""Files written whole or not at all, without Lightning (checkpoints, caches, run records and metric statistics
-all go through here).
+"""Files, without Lightning: where the caches live, and files written whole or not at all (checkpoints, caches, run
+records and metric statistics all go through here).
 
-A file is written to a temporary file in the same directory, flushed and fsynced, then renamed over the target: a
-kill or a full disk during the write leaves the previous file intact.
+The caches (decoded image data, real-image statistics) live in folders under one root: ``$GAN_LIGHTNING_CACHE`` if
+that variable is set, else ``~/.cache/gan_lightning``. A file is written to a temporary file in the same directory,
+flushed and fsynced, then renamed over the target: a kill or a full disk during the write leaves the previous file
+intact.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from typing import Any, BinaryIO
 
 import torch
 
+CACHE_ENV = "GAN_LIGHTNING_CACHE"
 TEMP_PREFIX = ".tmp-"  # temporary files beside a file being written; left only by a killed writer
+
+
+def cache_root() -> Path:
+    """The folder the caches live under: ``$GAN_LIGHTNING_CACHE``, else ``~/.cache/gan_lightning``."""
+    root = os.environ.get(CACHE_ENV)
+    return Path(root).expanduser() if root else Path.home() / ".cache" / "gan_lightning"
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
