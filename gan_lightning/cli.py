@@ -75,7 +75,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from gan_lightning.callbacks.samples import check_output_path, mode_centres, save_samples
-    from gan_lightning.train import load_model
+    from gan_lightning.loading import load_model
 
     if args.n < 1:
         raise GanLightningError(f"--n must be >= 1, got {args.n}")
@@ -145,7 +145,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from gan_lightning import config as config_lib
     from gan_lightning.evaluation import evaluate
-    from gan_lightning.train import build_datamodule, load_model
+    from gan_lightning.loading import load_model
+    from gan_lightning.train import build_datamodule
 
     model = load_model(args.checkpoint)
     experiment = model.hparams.get("experiment")

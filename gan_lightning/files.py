@@ -52,6 +52,11 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
         os.close(directory)
 
 
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """``text`` (UTF-8) through :func:`atomic_write`."""
+    atomic_write(path, lambda file: file.write(text.encode()))
+
+
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` through :func:`atomic_write`."""
     atomic_write(path, lambda file: torch.save(obj, file))

@@ -24,8 +24,8 @@ def translate_folder(checkpoint: str | Path, input_dir: str | Path, out: str | P
 
     from datamodules.image_folder import Preprocess, decode_image, image_files
     from gan_lightning.data_io import uint8_to_unit_range
+    from gan_lightning.loading import load_model
     from gan_lightning.rundir import check_writable
-    from gan_lightning.train import load_model
 
     if batch_size < 1:
         raise GanLightningError(f"--batch-size must be >= 1, got {batch_size}")
