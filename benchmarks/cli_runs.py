@@ -118,7 +118,8 @@ def score_run(run_dir: Path, data_root: Path, errors: Callable[[Any, Any], dict[
     from omegaconf import OmegaConf
 
     from gan_lightning.config import validate
-    from gan_lightning.train import build_datamodule, load_model
+    from gan_lightning.loading import load_model
+    from gan_lightning.train import build_datamodule
 
     model = load_model(run_dir / "checkpoints" / "last.ckpt")
     config = OmegaConf.merge(OmegaConf.create(model.hparams["experiment"]), {"data": {"root": str(data_root)}})

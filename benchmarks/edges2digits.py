@@ -23,7 +23,7 @@ EXPERIMENT = "pix2pix_edges2digits"
 @torch.no_grad()
 def translation_errors(model, datamodule) -> dict[str, float]:
     """Mean |.| / 2 (data space [-1, 1] -> pixel units) on the evaluation (test) pairs."""
-    from datamodules.base import uint8_to_unit_range
+    from gan_lightning.data_io import uint8_to_unit_range
 
     edges, digits = datamodule.eval_pairs()
     mean_digit = uint8_to_unit_range(datamodule.pairs["train"][1]).mean(0, keepdim=True)

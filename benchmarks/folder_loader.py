@@ -70,7 +70,8 @@ def anonymous_mib() -> float:
 def memory_check(n: int, size: int, batch_size: int, root: Path | None) -> None:
     import numpy as np
 
-    from datamodules.base import InMemoryBatches, uint8_to_unit_range
+    from datamodules.base import InMemoryBatches
+    from gan_lightning.data_io import uint8_to_unit_range
 
     scratch = tempfile.TemporaryDirectory(prefix="folder_memory_")
     path = (root or Path(scratch.name)) / "synthetic_cache.npy"

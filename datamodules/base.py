@@ -21,14 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from datamodules.digest import tensor_digest
-from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.data_io import uint8_to_unit_range
+from gan_lightning.errors import ConfigError, GanLightningError, check_values
 
 FINGERPRINT_VERSION = "v2"  # block digests (datamodules.digest); before: one blake2b over every byte
-
-
-def uint8_to_unit_range(images: Tensor) -> Tensor:
-    """uint8 [0, 255] -> float [-1, 1], the range of a Tanh generator."""
-    return images.float().div_(127.5).sub_(1.0)
 
 
 def download_failed(what: str, error: BaseException, by_hand: str) -> GanLightningError:
@@ -139,10 +135,8 @@ class BatchedDataModule(L.LightningDataModule, abc.ABC):
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
         """Value checks beyond types; raise ConfigError naming the key."""
-        if config.batch_size < 1:
-            raise ConfigError(f"data.batch_size: must be >= 1, got {config.batch_size}")
-        if config.limit is not None and config.limit < 1:
-            raise ConfigError(f"data.limit: must be >= 1 or null, got {config.limit}")
+        check_values("data", config, [("batch_size", config.batch_size >= 1, "an int >= 1"),
+                                      ("limit", config.limit is None or config.limit >= 1, "null or an int >= 1")])
 
     @property
     def batch_size(self) -> int:
@@ -333,8 +327,8 @@ class ImageDataModule(InMemoryDataModule):
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
         super().check_config(config)
-        if config.image_size is not None and config.image_size < 8:
-            raise ConfigError(f"data.image_size: must be >= 8 or null, got {config.image_size}")
+        check_values("data", config, [("image_size", config.image_size is None or config.image_size >= 8,
+                                       "null or an int >= 8")])
 
     @property
     def sample_shape(self) -> tuple[int, ...]:

@@ -28,7 +28,7 @@ from torch import Tensor
 from datamodules.base import download_failed
 from datamodules.folder import CachedImageConfig, CachedImageDataModule
 from datamodules.image_folder import Preprocess
-from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.errors import ConfigError, GanLightningError, check_values
 from gan_lightning.registry import register_datamodule
 
 ATTRIBUTES = (
@@ -60,8 +60,7 @@ class CelebADataModule(CachedImageDataModule):
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
         super().check_config(config)
-        if config.split not in PARTITIONS:
-            raise ConfigError(f"data.split: {config.split!r}; accepted: {', '.join(PARTITIONS)}")
+        check_values("data", config, [("split", config.split in PARTITIONS, ", ".join(PARTITIONS))])
         for name in config.attributes:
             if name not in ATTRIBUTES:
                 raise ConfigError(f"data.attributes: unknown attribute {name!r}; accepted: {', '.join(ATTRIBUTES)}")

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from torch import Tensor
 
-from gan_lightning.checkpoints import atomic_write
+from gan_lightning.files import atomic_write_text
 
 BLOCK_ROWS = 256
 FORMAT = "blocks-v1"
@@ -83,7 +83,7 @@ def digest_path(data_file: Path) -> Path:
 def write_block_digests(data_file: Path, blocks: list[str]) -> None:
     """Store the block digests of ``data_file``'s rows beside it (``<file>.digest``)."""
     text = json.dumps({"format": FORMAT, "block_rows": BLOCK_ROWS, "blocks": blocks})
-    atomic_write(digest_path(data_file), lambda file: file.write(text.encode()))
+    atomic_write_text(digest_path(data_file), text)
 
 
 def read_block_digests(data_file: Path) -> list[str] | None:

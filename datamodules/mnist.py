@@ -14,8 +14,8 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from datamodules.base import ImageDataConfig, ImageDataModule, download_failed
-from datamodules.idx import read_idx
-from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.data_io import read_idx
+from gan_lightning.errors import GanLightningError, check_values
 from gan_lightning.registry import register_datamodule
 
 _PREFIX = {"train": "train", "test": "t10k"}
@@ -36,8 +36,7 @@ class MNISTDataModule(ImageDataModule):
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
         super().check_config(config)
-        if config.split not in _PREFIX:
-            raise ConfigError(f"data.split: {config.split!r}; accepted: train, test")
+        check_values("data", config, [("split", config.split in _PREFIX, "train, test")])
 
     @property
     def dataset_id(self) -> str:

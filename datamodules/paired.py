@@ -29,9 +29,10 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from datamodules.base import DataConfig, uint8_to_unit_range
+from datamodules.base import DataConfig
 from datamodules.image_folder import ImageCache, Preprocess, cache_file, data_cache, image_files, load_image_cache
 from datamodules.unpaired import TranslationDataModule, UnpairedBatches, download_dataset, jitter
+from gan_lightning.data_io import uint8_to_unit_range
 from gan_lightning.errors import ConfigError, GanLightningError, check_values
 from gan_lightning.registry import register_datamodule
 
@@ -245,7 +246,7 @@ def write_edges2digits(root: Path, seed: int = 0, counts: dict[str, int] | None 
     never leaves a partial dataset that looks complete."""
     from PIL import Image
 
-    from datamodules.digits import load_digits
+    from gan_lightning.data_io import load_digits
 
     counts = counts or EDGES2DIGITS_SPLITS
     digits, _ = load_digits()

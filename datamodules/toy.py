@@ -19,7 +19,7 @@ from torch import Tensor
 
 from datamodules.base import DataConfig, InMemoryDataModule
 from datamodules.toy_data import TOY_MIXTURES, sample_mixture
-from gan_lightning.errors import ConfigError
+from gan_lightning.errors import check_values
 from gan_lightning.registry import register_datamodule
 
 
@@ -40,11 +40,9 @@ class ToyDataModule(InMemoryDataModule):
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
         super().check_config(config)
-        if config.mixture not in TOY_MIXTURES:
-            raise ConfigError(f"data.mixture: {config.mixture!r}; accepted: {', '.join(TOY_MIXTURES)}")
-        for key in ("n", "eval_every_n_steps", "eval_samples"):
-            if config[key] < 1:
-                raise ConfigError(f"data.{key}: must be >= 1, got {config[key]}")
+        check_values("data", config, [("mixture", config.mixture in TOY_MIXTURES, ", ".join(TOY_MIXTURES)),
+                                      *((key, config[key] >= 1, "an int >= 1")
+                                        for key in ("n", "eval_every_n_steps", "eval_samples"))])
 
     @property
     def sample_shape(self) -> tuple[int, ...]:

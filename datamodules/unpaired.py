@@ -26,9 +26,10 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from datamodules.base import BatchedDataModule, ConsumedCounter, DataConfig, download_failed, uint8_to_unit_range
+from datamodules.base import BatchedDataModule, ConsumedCounter, DataConfig, download_failed
 from datamodules.image_folder import Preprocess, data_cache, image_files, load_image_cache
-from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.data_io import uint8_to_unit_range
+from gan_lightning.errors import ConfigError, GanLightningError, check_values
 from gan_lightning.registry import register_datamodule
 
 SPLITS = ("trainA", "trainB", "testA", "testB")
@@ -138,11 +139,9 @@ class UnpairedDataModule(TranslationDataModule):
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
         super().check_config(config)
-        if config.crop_size < 8 or config.load_size < config.crop_size:
-            raise ConfigError(f"data.crop_size: {config.crop_size} with data.load_size {config.load_size}; accepted: "
-                              "8 <= crop_size <= load_size")
-        if config.channels not in (1, 3):
-            raise ConfigError(f"data.channels: {config.channels}; accepted: 1, 3")
+        check_values("data", config, [("crop_size", 8 <= config.crop_size <= config.load_size,
+                                       f"8 <= crop_size <= data.load_size ({config.load_size})"),
+                                      ("channels", config.channels in (1, 3), "1, 3")])
 
     @property
     def dataset_id(self) -> str:
@@ -246,7 +245,7 @@ def write_digits_invert(root: Path, seed: int = 0) -> None:
     is T(a) = 255 - a and F = T as well."""
     from PIL import Image
 
-    from datamodules.digits import load_digits
+    from gan_lightning.data_io import load_digits
 
     images, _ = load_digits()
     images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))]

@@ -5,25 +5,22 @@
   cannot run code. What the framework saves stays within that (RNG states as tensors and tuples, configs as
   plain dicts).
 - A checkpoint is written to a temporary file in the same directory, flushed and fsynced, then renamed over the
-  target: a kill or a full disk during the write leaves the previous file intact.
+  target (``gan_lightning.files``): a kill or a full disk during the write leaves the previous file intact.
 - No checkpoint holds non-finite weights: ``assert_finite`` refuses the save (the divergence guard in the base
   module keeps them out in the first place).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from gan_lightning.errors import GanLightningError
-
-TEMP_PREFIX = ".tmp-"  # temporary files beside a checkpoint being written; left only by a killed writer
+from gan_lightning.files import atomic_torch_save
 
 
 class NonFiniteStateError(GanLightningError):
@@ -71,45 +68,6 @@ def assert_finite(checkpoint: dict[str, Any]) -> None:
     if bad:
         raise NonFiniteStateError(f"refusing to write a checkpoint with non-finite values ({', '.join(bad[:3])}"
                                   f"{', ...' if len(bad) > 3 else ''}); the previous checkpoint is kept")
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
-    """``write(file)`` into a temporary file beside ``path``, fsync, then rename over ``path`` (and fsync the folder,
-    so the rename itself survives a power cut): readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the permissions of any new file
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
-
-
-def atomic_torch_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` through :func:`atomic_write`."""
-    atomic_write(path, lambda file: torch.save(obj, file))
-
-
-def remove_stale_temporaries(directory: str | Path) -> None:
-    """Delete temporary files that a writer killed mid-save left behind."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return
-    for leftover in directory.glob(f"{TEMP_PREFIX}*"):
-        leftover.unlink(missing_ok=True)
 
 
 class SafeCheckpointIO(TorchCheckpointIO):

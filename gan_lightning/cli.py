@@ -75,7 +75,7 @@ def _cmd_sample(args: argparse.Namespace) -> int:
     import torch
 
     from gan_lightning.callbacks.samples import check_output_path, mode_centres, save_samples
-    from gan_lightning.train import load_model
+    from gan_lightning.loading import load_model
 
     if args.n < 1:
         raise GanLightningError(f"--n must be >= 1, got {args.n}")
@@ -148,7 +148,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from gan_lightning import config as config_lib
     from gan_lightning.evaluation import evaluate
-    from gan_lightning.train import build_datamodule, load_model
+    from gan_lightning.loading import load_model
+    from gan_lightning.train import build_datamodule
 
     model = load_model(args.checkpoint)
     experiment = model.hparams.get("experiment")
@@ -180,34 +181,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
-    import torch
-    from torchvision.utils import save_image
-    from tqdm import tqdm
+    from gan_lightning.translation_io import translate_folder
 
-    from datamodules.base import uint8_to_unit_range
-    from datamodules.image_folder import Preprocess, decode_image, image_files
-    from gan_lightning.rundir import check_writable
-    from gan_lightning.train import load_model
-
-    if args.batch_size < 1:
-        raise GanLightningError(f"--batch-size must be >= 1, got {args.batch_size}")
-    files = image_files(Path(args.input))
-    check_writable(args.out, "--out")
-    model = load_model(args.checkpoint)
-    if not hasattr(model, "translate"):
-        raise GanLightningError(f"{args.checkpoint}: model {model.registry_name} does not translate images")
-    preprocess = Preprocess(model.sample_shape[-1], model.sample_shape[0])
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    direction = args.direction or getattr(model, "direction", "AtoB")  # pix2pix learned one; cyclegan has both
-    for start in tqdm(range(0, len(files), args.batch_size), desc=f"translating {direction}", unit="batch",
-                      file=sys.stderr, disable=None):
-        batch = files[start : start + args.batch_size]
-        images = torch.stack([torch.tensor(decode_image(path, preprocess)) for path in batch])
-        translated = model.translate(uint8_to_unit_range(images), direction)
-        for path, image in zip(batch, translated, strict=True):
-            save_image(image.float().cpu().add(1.0).div(2.0).clamp(0.0, 1.0), out / path.name)
-    print(f"wrote {len(files)} translated images ({direction}) to {out}")
+    count, direction, out = translate_folder(args.checkpoint, args.input, args.out, args.direction, args.batch_size)
+    print(f"wrote {count} translated images ({direction}) to {out}")
     return 0
 
 

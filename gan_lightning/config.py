@@ -23,7 +23,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from gan_lightning import registry
-from gan_lightning.errors import ConfigError
+from gan_lightning.errors import ConfigError, check_values
 
 # The shipped experiments: experiments/ beside the package in a source checkout (and editable installs); a regular
 # `pip install .` puts a copy under <prefix>/share/gan-lightning/experiments (setup.cfg's data_files).
@@ -209,8 +209,8 @@ def _validate_trainer(values: Any) -> dict[str, Any]:
                               "log_every_n_steps, val_check_interval, limit_val_batches, deterministic")
     _check_trainer_types(trainer)
     max_steps = trainer.get("max_steps", -1)
-    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps == 0 or max_steps < -1:
-        raise ConfigError(f"trainer.max_steps: expected a positive int (training batches) or -1, got {max_steps!r}")
+    ok = isinstance(max_steps, int) and not isinstance(max_steps, bool) and (max_steps > 0 or max_steps == -1)
+    check_values("trainer", trainer, [("max_steps", ok, "a positive int (training batches) or -1")])
     return trainer
 
 
@@ -263,8 +263,9 @@ def validate(raw: DictConfig) -> DictConfig:
     for section, schema in _FIXED_SECTIONS.items():
         validated[section] = merge_schema(schema, raw.get(section), section)
     config = OmegaConf.create(validated)
-    if config.logger.wandb.mode is not None and config.logger.wandb.mode not in _WANDB_MODES:
-        raise ConfigError(f"logger.wandb.mode: {config.logger.wandb.mode!r}; accepted: {', '.join(_WANDB_MODES)}")
+    mode = config.logger.wandb.mode
+    check_values("logger.wandb", config.logger.wandb, [("mode", mode is None or mode in _WANDB_MODES,
+                                                        ", ".join(_WANDB_MODES))])
     check_metrics_settings(config.callbacks.metrics)
     model_cls.check_config(config.model)
     data_cls.check_config(config.data)
@@ -280,11 +281,9 @@ def check_metrics_settings(settings: DictConfig) -> None:
         parse_metrics(settings.metrics)
     except MetricsError as error:
         raise ConfigError(f"callbacks.metrics.metrics: {error}") from None
-    if settings.extractor not in EXTRACTORS:
-        raise ConfigError(f"callbacks.metrics.extractor: {settings.extractor!r}; accepted: {', '.join(EXTRACTORS)}")
-    for key in ("every_n_steps", "n_samples", "batch_size"):
-        if settings[key] < 1:
-            raise ConfigError(f"callbacks.metrics.{key}: must be >= 1, got {settings[key]}")
+    check_values("callbacks.metrics", settings, [
+        ("extractor", settings.extractor in EXTRACTORS, ", ".join(EXTRACTORS)),
+        *((key, settings[key] >= 1, "an int >= 1") for key in ("every_n_steps", "n_samples", "batch_size"))])
 
 
 def parse_overrides(overrides: list[str]) -> DictConfig:

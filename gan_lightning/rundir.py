@@ -1,4 +1,5 @@
-"""The run directory: checks before anything is written, and one run at a time per directory.
+"""The run directory: checks before anything is written, one run at a time per directory, and the records a run
+keeps there besides its config and checkpoints (``resumes.yaml``, ``summary.json``).
 
 The lock is a file, ``<run dir>/.lock``, created with O_EXCL and holding ``host pid`` (plus ``SLURM_JOB_ID
 SLURM_RESTART_COUNT`` inside a SLURM job). A second run on the same directory is refused while the holder lives; a
@@ -12,11 +13,16 @@ apart: two trainings in one allocation share the job id and must still exclude e
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
 
 from gan_lightning.errors import GanLightningError
+from gan_lightning.files import atomic_write_text
 
 LOCK_NAME = ".lock"
 
@@ -115,3 +121,30 @@ class RunDirLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def record_resume(run_dir: Path, batch: int, checkpoint: Path, changes: dict[str, tuple[Any, Any]], quiet: bool
+                  ) -> None:
+    """Append the resume (at ``batch``, from ``checkpoint``) and its config changes (key -> (old, new)) to
+    run.dir/resumes.yaml and say it on stdout (unless ``quiet``)."""
+    changes = {key: {"from": old, "to": new} for key, (old, new) in changes.items()
+               if key not in ("run.resume", "run.quiet")}
+    history = run_dir / "resumes.yaml"
+    entries = list(OmegaConf.load(history)) if history.is_file() else []
+    entries.append({"batch": batch, "checkpoint": str(checkpoint), "changes": changes})
+    atomic_write_text(history, OmegaConf.to_yaml(entries))
+    if not quiet:
+        listed = ", ".join(f"{k} {v['from']} -> {v['to']}" for k, v in changes.items()) or "no config changes"
+        print(f"resuming {run_dir} at batch {batch} ({listed})")
+
+
+def record_summary(run_dir: Path, batches: int, seconds: float, status: str) -> None:
+    """run.dir/summary.json: batches trained, wall seconds of training summed over resumes, how it ended (read by
+    ``gan-lightning compare``)."""
+    path = run_dir / "summary.json"
+    try:
+        before = float(json.loads(path.read_text())["seconds"]) if path.is_file() else 0.0
+    except (ValueError, KeyError, TypeError):
+        before = 0.0
+    summary = {"batches": batches, "seconds": round(before + seconds, 3), "status": status}
+    atomic_write_text(path, json.dumps(summary, indent=1) + "\n")

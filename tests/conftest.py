@@ -20,7 +20,7 @@ SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 def write_fake_mnist(root: Path, split: str = "train", n: int = 256, gz: bool = True) -> torch.Tensor:
     """IDX files in torchvision's layout: class c is a bright c-th column band (easy to check by eye)."""
-    from datamodules.idx import write_idx
+    from gan_lightning.data_io import write_idx
 
     raw = root / "MNIST" / "raw"
     raw.mkdir(parents=True, exist_ok=True)

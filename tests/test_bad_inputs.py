@@ -28,7 +28,7 @@ TRAIN_CASES = [
      "model.lr_schedule: linear_decay needs model.lr_decay_end or a trainer.max_steps > 0"),
     (["trainer.max_epochs=abc"], 2, "trainer.max_epochs: 'abc' is not valid; accepted: int or null"),
     (["trainer.precision=fp7"], 2, "trainer.precision: 'fp7' is not valid"),
-    (["trainer.max_steps=0"], 2, "trainer.max_steps: expected a positive int"),
+    (["trainer.max_steps=0"], 2, "trainer.max_steps: 0; accepted: a positive int (training batches) or -1"),
     (["trainer.strategy=fsdp"], 2, "trainer.strategy: fsdp is not supported for GANs here"),
     (["trainer.sync_batchnorm=true", "trainer.accelerator=cpu", "trainer.devices=2"], 2,
      "trainer.sync_batchnorm: SyncBatchNorm needs GPU (cuda/xpu/hpu) ranks, these are cpu"),

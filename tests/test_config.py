@@ -39,7 +39,7 @@ def test_yaml_path_is_accepted(tmp_path: Path) -> None:
     ("model.name=nope", "model.name: unknown name 'nope'; accepted: "),
     ("data.name=nope", "data.name: unknown name 'nope'; accepted: "),
     ("trainer.bogus=1", "trainer.bogus: unknown key"),
-    ("trainer.max_steps=0", "trainer.max_steps: expected a positive int"),
+    ("trainer.max_steps=0", "trainer.max_steps: 0; accepted: a positive int (training batches) or -1"),
     ("callbacks.samples.every=3", "callbacks.samples.every: unknown key; accepted: enabled, every_n_steps, n, nrow"),
     ("logger.wandb.mode=loud", "logger.wandb.mode: 'loud'; accepted: online, offline, disabled"),
     ("run.seed=x", "run.seed: Value 'x' of type 'str' could not be converted to Integer"),
@@ -47,6 +47,10 @@ def test_yaml_path_is_accepted(tmp_path: Path) -> None:
     ("model.loss=wrong", "model.loss: 'wrong'; accepted: minimax, saturating, non_saturating"),
     ("data.split=val", "data.split: 'val'; accepted: train, test"),
     ("model.d_norm=group", "model.d_norm: 'group'; accepted: batch, layer, none"),
+    ("data.batch_size=0", "data.batch_size: 0; accepted: an int >= 1"),
+    ("data.limit=0", "data.limit: 0; accepted: null or an int >= 1"),
+    ("data.image_size=4", "data.image_size: 4; accepted: null or an int >= 8"),
+    ("callbacks.metrics.n_samples=0", "callbacks.metrics.n_samples: 0; accepted: an int >= 1"),
 ])
 def test_bad_config_is_one_line_exit_2(override: str, message: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["train", "dcgan_mnist", override, "--dry-run"]) == 2

@@ -187,7 +187,7 @@ def test_resume_is_exact(facades: Path, tmp_path: Path) -> None:
 
 
 def test_translate_and_evaluate_a_checkpoint(facades: Path, tmp_path: Path, capsys) -> None:
-    from gan_lightning.train import load_model
+    from gan_lightning.loading import load_model
 
     run = tmp_path / "run"
     assert main(tiny_pix2pix(facades, run, 2)) == 0
@@ -248,7 +248,7 @@ def test_edges2digits_writer(tmp_path: Path) -> None:
 def test_edges2digits_experiment_trains_from_nothing(tmp_path: Path, monkeypatch) -> None:
     """data.download=true writes the task offline (here a small one), then one tiny step trains on it."""
     from datamodules import paired
-    from gan_lightning.train import load_model
+    from gan_lightning.loading import load_model
 
     root = tmp_path / "edges2digits"
     small = paired.write_edges2digits

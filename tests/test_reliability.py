@@ -334,7 +334,7 @@ def test_resume_applies_and_records_allowed_changes(fake_mnist: Path, tmp_path: 
     saved = OmegaConf.load(run / "config.yaml")
     assert saved.trainer.max_steps == 4 and saved.data.root == str(moved)
     # Other data under the same key is refused, and so is a budget already spent.
-    from datamodules.idx import write_idx
+    from gan_lightning.data_io import write_idx
 
     other = tmp_path / "other"
     images = write_fake_mnist(other)
@@ -348,7 +348,7 @@ def test_resume_applies_and_records_allowed_changes(fake_mnist: Path, tmp_path: 
 
 # --- 9. atomic checkpoint writes ------------------------------------------------------------------------------------
 def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_intact(tmp_path: Path) -> None:
-    from gan_lightning.checkpoints import TEMP_PREFIX, atomic_torch_save, remove_stale_temporaries
+    from gan_lightning.files import TEMP_PREFIX, atomic_torch_save, remove_stale_temporaries
 
     target = tmp_path / "last.ckpt"
     atomic_torch_save({"step": torch.tensor(1)}, target)
@@ -367,7 +367,7 @@ def test_a_kill_during_a_checkpoint_write_leaves_the_previous_one_intact(tmp_pat
 
 
 def test_a_failed_checkpoint_write_leaves_no_temporary(tmp_path: Path) -> None:
-    from gan_lightning.checkpoints import atomic_torch_save
+    from gan_lightning.files import atomic_torch_save
 
     target = tmp_path / "last.ckpt"
     atomic_torch_save({"step": torch.tensor(1)}, target)

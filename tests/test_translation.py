@@ -100,7 +100,7 @@ def test_translate_and_evaluate_a_checkpoint(horses: Path, tmp_path: Path, capsy
                  "--batch-size", "2"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["000.png", "001.png", "002.png"]
     assert Image.open(out / "000.png").size == (12, 12)
-    from gan_lightning.train import load_model
+    from gan_lightning.loading import load_model
 
     model = load_model(ckpt)
     source = torch.from_numpy(__import__("numpy").asarray(Image.open(horses / "testA" / "001.png").resize(

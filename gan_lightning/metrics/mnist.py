@@ -12,9 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from datamodules import idx
-from datamodules.base import uint8_to_unit_range
-from datamodules.digits import load_digits
+from gan_lightning import data_io
+from gan_lightning.data_io import load_digits, uint8_to_unit_range
 from gan_lightning.metrics.errors import MetricsError
 
 SHIPPED_WEIGHTS = Path(__file__).parent / "weights" / "mnist_classifier.pt"
@@ -63,9 +62,9 @@ def load_mnist_net(weights_path: str | Path | None = None) -> MNISTNet:
 
 def read_idx(path: str | Path) -> np.ndarray:
     """An unsigned-byte IDX file (the MNIST distribution format), gzipped or plain, as a numpy array; the
-    datamodules' reader with errors as MetricsError."""
+    data_io reader with errors as MetricsError."""
     try:
-        data = idx.read_idx(path)
+        data = data_io.read_idx(path)
     except ValueError as error:
         raise MetricsError(str(error)) from None
     if data.dtype != torch.uint8:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from gan_lightning.checkpoints import atomic_torch_save
+from gan_lightning.files import atomic_torch_save, cache_root
 from gan_lightning.metrics.errors import MetricsError
 from gan_lightning.metrics.extractors import ExtractorOutput, FeatureExtractor
 from gan_lightning.metrics.math import (
@@ -32,14 +31,12 @@ from gan_lightning.metrics.math import (
     kid_real_terms,
 )
 
-CACHE_ENV = "GAN_LIGHTNING_CACHE"
 STATS_FORMAT = 2  # bump when the stored layout or the statistics' definition changes
 KID_FEATURES = 10_000  # real feature rows kept for KID (a seeded random subset when there are more)
 
 
 def default_cache_dir() -> Path:
-    root = os.environ.get(CACHE_ENV)
-    return (Path(root).expanduser() if root else Path.home() / ".cache" / "gan_lightning") / "stats"
+    return cache_root() / "stats"
 
 
 @dataclass(frozen=True)

@@ -136,3 +136,14 @@ def test_fingerprints_of_older_checkpoints_still_match(tmp_path: Path) -> None:
     legacy.update(dm.samples.contiguous().numpy().data)
     assert dm.fingerprint.startswith("v2:") and dm.matches_fingerprint(dm.fingerprint)
     assert dm.matches_fingerprint(legacy.hexdigest()) and not dm.matches_fingerprint("0" * 32)
+
+
+def test_data_and_statistics_caches_share_one_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datamodules.image_folder import default_data_cache
+    from gan_lightning.files import CACHE_ENV
+    from gan_lightning.metrics.stats import default_cache_dir
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    assert (default_data_cache(), default_cache_dir()) == (tmp_path / "cache" / "data", tmp_path / "cache" / "stats")
+    monkeypatch.delenv(CACHE_ENV)
+    assert default_data_cache().parent == default_cache_dir().parent == Path.home() / ".cache" / "gan_lightning"

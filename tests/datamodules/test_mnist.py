@@ -9,8 +9,8 @@ import torch
 from omegaconf import OmegaConf
 
 from datamodules.base import InMemoryBatches
-from datamodules.idx import read_idx, write_idx
 from datamodules.mnist import MNISTConfig, MNISTDataModule
+from gan_lightning.data_io import read_idx, write_idx
 from gan_lightning.errors import GanLightningError
 from tests.conftest import SHARED_MNIST, write_fake_mnist
 

@@ -6,6 +6,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from torchmetrics.image.inception import InceptionScore
 from torchmetrics.image.kid import KernelInceptionDistance
 
+from gan_lightning.files import CACHE_ENV
 from gan_lightning.metrics import (
     MetricOptions,
     MetricsError,
@@ -20,7 +21,6 @@ from gan_lightning.metrics import (
     parse_metrics,
     real_statistics,
 )
-from gan_lightning.metrics.stats import CACHE_ENV
 
 
 def _images(n: int, seed: int, shift: float = 0.0) -> torch.Tensor:
