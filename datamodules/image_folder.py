@@ -7,6 +7,8 @@ never decoded again. The file is written in order, chunk by chunk, so building t
 memory never holds it whole; it is opened memory-mapped, so batches are sliced from the page cache instead of
 from a second copy in RAM. The block digests of its rows (``datamodules.digest``) are computed while it is written
 and stored beside it (``<cache>.npy.digest``): the data's fingerprint never reads the cache again.
+
+File names are hashed as the bytes the OS stores (``os.fsencode``), so names that are not valid UTF-8 work.
 """
 
 from __future__ import annotations
@@ -119,7 +121,8 @@ def _cache_key(files: Sequence[Path], preprocess: Preprocess) -> str:
             stat = path.stat()
         except OSError:
             raise GanLightningError(f"cannot read image {path} (missing)") from None
-        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        # The name's bytes as stored: a name that is not valid UTF-8 has no str encoding.
+        digest.update(os.fsencode(path.resolve()) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
