@@ -1,7 +1,9 @@
-"""Bad input to the image datasets: file names that are not UTF-8."""
+"""Bad input to the image datasets: file names that are not UTF-8, and every Pillow mode decoded to the stated uint8
+values (no silent clipping)."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import pytest
 from PIL import Image
 
 from datamodules import image_folder
+from datamodules.image_folder import Preprocess, load_image_cache, to_8bit
 from tests.datamodules.test_folder import datamodule, levels, write_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,3 +77,85 @@ def test_an_unreadable_file_with_a_non_utf8_name_is_one_line(tmp_path: Path) -> 
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr == f"error: cannot read image {tmp_path / 'faces'}/\\udcff.png (UnidentifiedImageError)\n"
     assert not (tmp_path / "run").exists()
+
+
+# --- every Pillow mode --------------------------------------------------------------------------------------------
+
+PALETTE = [10, 20, 30, 40, 50, 60, 200, 100, 0, 255, 255, 255]
+
+
+def image(mode: str, row: list, palette: list[int] | None = None) -> Image.Image:
+    """A len(row) x len(row) image of ``mode`` whose every row is ``row``."""
+    picture = Image.new(mode, (len(row), len(row)))
+    if palette:
+        picture.putpalette(palette)
+    for x, value in enumerate(row):
+        for y in range(len(row)):
+            picture.putpixel((x, y), value)
+    return picture
+
+
+def cached(tmp_path: Path, path: Path, channels: int, size: int) -> np.ndarray:
+    return load_image_cache([path], Preprocess(size, channels), tmp_path / "cache").images[0].numpy()
+
+
+def expected(row: list, channels: int) -> np.ndarray:
+    """The C x S x S uint8 array whose every row is ``row`` (ints for one channel, tuples for three)."""
+    pixels = np.array(row, dtype=np.uint8).reshape(len(row), channels).T  # C x S
+    return np.repeat(pixels[:, None, :], len(row), axis=1)
+
+
+WHITE = (255, 255, 255)
+MODES = [
+    # (id, mode, file format, row of the written image, save options, channels, row of the cached image)
+    ("1", "1", "PNG", [0, 255, 0, 255], {}, 1, [0, 255, 0, 255]),
+    ("L", "L", "PNG", [0, 7, 128, 255], {}, 1, [0, 7, 128, 255]),
+    ("L as RGB", "L", "PNG", [0, 7, 128, 255], {}, 3, [(0, 0, 0), (7, 7, 7), (128, 128, 128), WHITE]),
+    ("RGB as L (luma)", "RGB", "PNG", [(255, 0, 0), (0, 255, 0), (0, 0, 255), (10, 20, 30)], {}, 1, [76, 150, 29, 18]),
+    ("P", "P", "PNG", [0, 1, 2, 3], {}, 3, [(10, 20, 30), (40, 50, 60), (200, 100, 0), WHITE]),
+    ("P transparency key", "P", "PNG", [0, 1, 2, 3], {"transparency": 1}, 3,
+     [(10, 20, 30), WHITE, (200, 100, 0), WHITE]),
+    ("P alpha per entry", "P", "PNG", [0, 1, 2, 3], {"transparency": bytes([255, 0, 128, 51])}, 3,
+     [(10, 20, 30), WHITE, (227, 177, 127), WHITE]),
+    ("L transparency key", "L", "PNG", [0, 7, 128, 255], {"transparency": 7}, 1, [0, 255, 128, 255]),
+    ("1 transparency key", "1", "PNG", [0, 255, 0, 255], {"transparency": 0}, 1, [255, 255, 255, 255]),
+    ("RGB transparency key", "RGB", "PNG", [(1, 2, 3), (4, 5, 6), (1, 2, 4), (0, 0, 0)], {"transparency": (1, 2, 3)},
+     3, [WHITE, (4, 5, 6), (1, 2, 4), (0, 0, 0)]),
+    ("LA", "LA", "PNG", [(0, 255), (100, 0), (200, 128), (50, 51)], {}, 1, [0, 255, 227, 214]),
+    ("RGBA", "RGBA", "PNG", [(10, 20, 30, 255), (40, 50, 60, 0), (200, 100, 0, 128), (0, 0, 0, 51)], {}, 3,
+     [(10, 20, 30), WHITE, (227, 177, 127), (204, 204, 204)]),
+    ("PA", "PA", "TIFF", [(0, 255), (1, 0), (2, 128), (3, 51)], {}, 3, [(10, 20, 30), WHITE, (227, 177, 127), WHITE]),
+    ("I;16 (50% grey is 128)", "I;16", "PNG", [0, 129, 32768, 65535], {}, 1, [0, 1, 128, 255]),
+    ("I;16 as RGB", "I;16", "PNG", [0, 129, 32768, 65535], {}, 3, [(0, 0, 0), (1, 1, 1), (128, 128, 128), WHITE]),
+    ("I;16B", "I;16B", "TIFF", [0, 129, 32768, 65535], {}, 1, [0, 1, 128, 255]),
+    ("I (clipped to 16 bits)", "I", "TIFF", [-5, 129, 32768, 70000], {}, 1, [0, 1, 128, 255]),
+    ("F (clipped to [0, 1])", "F", "TIFF", [-1.0, 0.2, 0.5, 2.0, math.nan], {}, 1, [0, 51, 128, 255, 0]),
+    ("CMYK", "CMYK", "TIFF", [(10, 20, 30, 40), (0, 0, 0, 0), (255, 0, 0, 0), (0, 0, 0, 255)], {}, 3,
+     [(207, 198, 190), WHITE, (0, 255, 255), (0, 0, 0)]),
+    ("YCbCr (Pillow's)", "YCbCr", "TIFF", [(10, 120, 130), (200, 90, 160), (0, 128, 128), (255, 128, 128)], {}, 3,
+     [(12, 11, 0), (244, 190, 132), (0, 0, 0), WHITE]),
+]
+
+
+@pytest.mark.parametrize("mode, fmt, row, options, channels, want", [case[1:] for case in MODES],
+                         ids=[case[0] for case in MODES])
+def test_every_mode_is_cached_as_the_stated_uint8(tmp_path: Path, mode, fmt, row, options, channels, want) -> None:
+    path = tmp_path / f"image.{fmt.lower()}"
+    image(mode, row, PALETTE if mode in ("P", "PA") else None).save(path, fmt, **options)
+    with Image.open(path) as written:
+        assert written.mode == mode  # the file really holds the mode under test
+    assert np.array_equal(cached(tmp_path, path, channels, len(row)), expected(want, channels))
+
+
+@pytest.mark.parametrize("mode, row, want", [
+    ("La", [(100, 255), (100, 0), (50, 128)], [100, 255, 152]),
+    ("RGBa", [(10, 20, 30, 255), (0, 0, 0, 0), (100, 50, 0, 128)], [(10, 20, 30), WHITE, (177, 152, 127)]),
+])
+def test_premultiplied_alpha_is_composited_like_straight_alpha(mode: str, row: list, want: list) -> None:
+    """No file format Pillow writes keeps La or RGBa, so these are converted in memory (Pillow premultiplies the
+    colour, 100 at alpha 128 is stored as 50: it comes back as the straight 100 before compositing)."""
+    straight = image("LA" if mode == "La" else "RGBA", row)
+    premultiplied = straight.convert(mode)
+    assert premultiplied.mode == mode
+    assert np.array_equal(np.asarray(to_8bit(premultiplied)), np.asarray(to_8bit(straight)))
+    assert np.asarray(to_8bit(straight))[0].tolist() == [list(p) if isinstance(p, tuple) else p for p in want]
