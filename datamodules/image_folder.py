@@ -6,7 +6,8 @@ A list of jpg/png files is decoded (in parallel worker processes, with a progres
 never decoded again. The file is written in order, chunk by chunk, so building the cache of a dataset larger than
 memory never holds it whole; it is opened memory-mapped, so batches are sliced from the page cache instead of
 from a second copy in RAM. The block digests of its rows (``datamodules.digest``) are computed while it is written
-and stored beside it (``<cache>.npy.digest``): the data's fingerprint never reads the cache again.
+and stored beside it (``<cache>.npy.digest``): the data's fingerprint never reads the cache again. A cache file that
+is not what its key promises (truncated, or another dtype or shape) is decoded again, with a one-line warning.
 
 Every Pillow mode becomes 8-bit L or RGB by a fixed rule (then RGB or L as ``channels`` asks: L is repeated, RGB
 becomes Pillow's ITU-R 601-2 luma), so no file is silently clipped:
@@ -33,6 +34,7 @@ File names are hashed as the bytes the OS stores (``os.fsencode``), so names tha
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing
 import os
 import sys
@@ -214,6 +216,25 @@ def cache_file(files: Sequence[Path], preprocess: Preprocess, cache_dir: Path | 
     return (cache_dir or default_data_cache()) / f"{name}-{_cache_key(files, preprocess)}.npy"
 
 
+def _cache_damage(path: Path, shape: tuple[int, ...]) -> str | None:
+    """Why the cache file ``path`` cannot hold ``shape`` uint8 images (its header, dtype, shape and size are read,
+    never its data), or None when it can."""
+    try:
+        with path.open("rb") as file:
+            version = np.lib.format.read_magic(file)
+            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            stored, fortran_order, dtype = header(file)
+            data_start = file.tell()
+    except (OSError, ValueError) as error:
+        return f"is not a readable .npy file ({' '.join(str(error).split())[:80]})"
+    if dtype != np.uint8 or fortran_order or tuple(stored) != shape:
+        return f"holds {dtype} {tuple(stored)}{' (Fortran order)' if fortran_order else ''}, not uint8 {shape}"
+    size, expected = path.stat().st_size, data_start + math.prod(shape)
+    if size != expected:
+        return f"is {size} bytes, not {expected} (truncated or padded)"
+    return None
+
+
 @dataclass
 class ImageCache:
     """A decoded image cache: the uint8 images (memory-mapped) and the block digests of their rows
@@ -228,11 +249,14 @@ def load_image_cache(files: Sequence[Path], preprocess: Preprocess, cache_dir: P
     """``files`` as a uint8 N x C x size x size tensor over a memory-mapped cache file, decoding them on first use."""
     cache_dir = cache_dir or default_data_cache()
     path = cache_file(files, preprocess, cache_dir, name)
+    shape = (len(files), preprocess.channels, preprocess.size, preprocess.size)
     blocks = None
-    if not path.is_file():
+    damage = _cache_damage(path, shape) if path.is_file() else None
+    if damage:  # trusted, it would fail at the first batch that reaches the damage (or serve garbage)
+        print(f"warning: image cache {path} {damage}; decoding the images again", file=sys.stderr)
+    if damage or not path.is_file():
         from tqdm import tqdm
 
-        shape = (len(files), preprocess.channels, preprocess.size, preprocess.size)
         workers = default_workers() if workers is None else workers
         hasher = BlockHasher()
 
@@ -255,7 +279,7 @@ def load_image_cache(files: Sequence[Path], preprocess: Preprocess, cache_dir: P
     # Copy-on-write memory map: pages come from the file on first touch and nothing is ever written back.
     images = torch.from_numpy(np.load(path, mmap_mode="c"))
     if blocks is None:
-        blocks = read_block_digests(path)
+        blocks = read_block_digests(path, len(images))
     if blocks is None:  # a cache written before digests were stored (or its digest lost): hash it once, keep it
         blocks = block_digests(images.numpy())
         try:

@@ -1,5 +1,5 @@
-"""Bad input to the image datasets: file names that are not UTF-8, and every Pillow mode decoded to the stated uint8
-values (no silent clipping)."""
+"""Bad input to the image datasets: file names that are not UTF-8, every Pillow mode decoded to the stated uint8
+values (no silent clipping), and a damaged decoded-image cache rebuilt with one warning line instead of trusted."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import pytest
 from PIL import Image
 
 from datamodules import image_folder
-from datamodules.image_folder import Preprocess, load_image_cache, to_8bit
+from datamodules.digest import digest_path, read_block_digests
+from datamodules.image_folder import Preprocess, cache_file, load_image_cache, to_8bit
 from tests.datamodules.test_folder import datamodule, levels, write_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -159,3 +160,75 @@ def test_premultiplied_alpha_is_composited_like_straight_alpha(mode: str, row: l
     assert premultiplied.mode == mode
     assert np.array_equal(np.asarray(to_8bit(premultiplied)), np.asarray(to_8bit(straight)))
     assert np.asarray(to_8bit(straight))[0].tolist() == [list(p) if isinstance(p, tuple) else p for p in want]
+
+
+# --- a damaged cache is rebuilt, not trusted ----------------------------------------------------------------------
+
+
+def _damage_truncated(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _damage_padded(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"\0" * 8)
+
+
+def _damage_other_shape(path: Path) -> None:
+    with path.open("wb") as handle:
+        np.save(handle, np.zeros((2, 3, 8, 8), dtype=np.uint8))
+
+
+def _damage_other_dtype(path: Path) -> None:
+    with path.open("wb") as handle:
+        np.save(handle, np.zeros((3, 3, 8, 8), dtype=np.float32))
+
+
+def _damage_not_npy(path: Path) -> None:
+    path.write_bytes(b"")
+
+
+DAMAGE = [
+    (_damage_truncated, r"is 604 bytes, not 704 \(truncated or padded\)"),
+    (_damage_padded, r"is 712 bytes, not 704 \(truncated or padded\)"),
+    (_damage_other_shape, r"holds uint8 \(2, 3, 8, 8\), not uint8 \(3, 3, 8, 8\)"),
+    (_damage_other_dtype, r"holds float32 \(3, 3, 8, 8\), not uint8 \(3, 3, 8, 8\)"),
+    (_damage_not_npy, r"is not a readable \.npy file \(EOF: reading magic string, expected 8 bytes got 0\)"),
+]
+
+
+@pytest.mark.parametrize("damage, words", DAMAGE, ids=[d.__name__[8:] for d, _ in DAMAGE])
+def test_a_damaged_cache_is_rebuilt_with_one_warning(tmp_path: Path, capsys, damage, words: str) -> None:
+    import re
+
+    write_images(tmp_path / "faces", [10, 20, 30])
+    dm = datamodule(tmp_path / "faces", tmp_path)
+    dm.setup()
+    good, fingerprint = dm.samples.clone(), dm.fingerprint  # before the damage: dm's memory map is of that file
+    path = cache_file(sorted((tmp_path / "faces").glob("*.png")), dm.preprocess, tmp_path / "cache", "faces")
+    size = path.stat().st_size
+    capsys.readouterr()
+    damage(path)
+    again = datamodule(tmp_path / "faces", tmp_path)
+    again.setup()
+    err = capsys.readouterr().err
+    assert re.fullmatch(f"warning: image cache {re.escape(str(path))} {words}; decoding the images again\n", err), err
+    assert np.array_equal(again.samples.numpy(), good.numpy()) and path.stat().st_size == size
+    assert again.fingerprint == fingerprint
+    third = datamodule(tmp_path / "faces", tmp_path)
+    third.setup()
+    assert capsys.readouterr().err == ""  # the rebuilt cache is trusted again
+
+
+@pytest.mark.parametrize("stored", ['{"format": "blocks-v1", "block_rows": 256, "blocks": []}',
+                                    '{"format": "blocks-v1", "block_rows": 256, "blocks": ["x", "y"]}', "{trunc"])
+def test_stale_or_damaged_block_digests_are_recomputed(tmp_path: Path, stored: str) -> None:
+    write_images(tmp_path / "faces", [10, 20, 30])
+    dm = datamodule(tmp_path / "faces", tmp_path)
+    dm.setup()
+    path = cache_file(sorted((tmp_path / "faces").glob("*.png")), dm.preprocess, tmp_path / "cache", "faces")
+    digests = digest_path(path).read_text()
+    digest_path(path).write_text(stored)
+    assert read_block_digests(path, 3) is None
+    again = datamodule(tmp_path / "faces", tmp_path)
+    again.setup()
+    assert again.fingerprint == dm.fingerprint and digest_path(path).read_text() == digests
