@@ -12,18 +12,15 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from gan_lightning.errors import GanLightningError
-
-TEMP_PREFIX = ".tmp-"  # temporary files beside a checkpoint being written; left only by a killed writer
+from gan_lightning.rundir import TEMP_PREFIX, atomic_write  # atomic_write lives there: importing it needs no torch
 
 
 class NonFiniteStateError(GanLightningError):
@@ -71,31 +68,6 @@ def assert_finite(checkpoint: dict[str, Any]) -> None:
     if bad:
         raise NonFiniteStateError(f"refusing to write a checkpoint with non-finite values ({', '.join(bad[:3])}"
                                   f"{', ...' if len(bad) > 3 else ''}); the previous checkpoint is kept")
-
-
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
-    """``write(file)`` into a temporary file beside ``path``, fsync, then rename over ``path`` (and fsync the folder,
-    so the rename itself survives a power cut): readers see the old file or the new one, never half of one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the permissions of any new file
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:

@@ -1,4 +1,4 @@
-"""The run directory: checks before anything is written, and one run at a time per directory.
+"""The run directory: checks before anything is written, atomic file writes, and one run at a time per directory.
 
 The lock is a file, ``<run dir>/.lock``, created with O_EXCL and holding ``host pid`` (plus ``SLURM_JOB_ID
 SLURM_RESTART_COUNT`` inside a SLURM job). A second run on the same directory is refused while the holder lives; a
@@ -14,11 +14,15 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from gan_lightning.errors import GanLightningError
 
 LOCK_NAME = ".lock"
+TEMP_PREFIX = ".tmp-"  # temporary files beside a file being written (atomic_write); left only by a killed writer
 
 
 class RunDirBusyError(GanLightningError):
@@ -36,6 +40,31 @@ def check_writable(path: str | Path, key: str) -> None:
         raise GanLightningError(f"{key}: cannot create {path}: {existing} is a file, not a directory")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise GanLightningError(f"{key}: cannot write to {path}: {existing} is not writable")
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], Any]) -> None:
+    """``write(file)`` into a temporary file beside ``path``, fsync, then rename over ``path`` (and fsync the folder,
+    so the rename itself survives a power cut): readers see the old file or the new one, never half of one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{path.name}.", dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temp, 0o666 & ~umask)  # mkstemp makes 0600; the file gets the permissions of any new file
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 def _slurm_incarnation() -> tuple[str, int] | None:
