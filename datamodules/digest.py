@@ -86,12 +86,17 @@ def write_block_digests(data_file: Path, blocks: list[str]) -> None:
     atomic_write_text(digest_path(data_file), text)
 
 
-def read_block_digests(data_file: Path) -> list[str] | None:
-    """The stored block digests of ``data_file``, or None when there are none (or they are of another format)."""
+def read_block_digests(data_file: Path, rows: int) -> list[str] | None:
+    """The stored block digests of ``data_file`` (of ``rows`` rows), or None when there are none, they are of another
+    format, or they are not one digest per block (a damaged or stale file: the caller hashes the data again)."""
     try:
         stored = json.loads(digest_path(data_file).read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(stored, dict) or stored.get("format") != FORMAT or stored.get("block_rows") != BLOCK_ROWS:
         return None
-    return stored.get("blocks")
+    blocks = stored.get("blocks")
+    if not (isinstance(blocks, list) and len(blocks) == -(-rows // BLOCK_ROWS)
+            and all(isinstance(block, str) and len(block) == 32 for block in blocks)):
+        return None
+    return blocks

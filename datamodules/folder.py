@@ -14,6 +14,7 @@ the classes are interleaved (first image of each class, then the second ...) so 
 from __future__ import annotations
 
 import abc
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +130,10 @@ class FolderDataModule(CachedImageDataModule):
 
     @property
     def label_names(self) -> list[str] | None:
-        return self.class_names
+        # Stored in the checkpoint and its YAML, which need text: a folder name that is not valid UTF-8 keeps its
+        # other bytes as \xNN escapes (the folders themselves are found by their real names).
+        names = self.class_names
+        return [os.fsencode(name).decode("utf-8", "backslashreplace") for name in names] if names else None
 
     @property
     def dataset_id(self) -> str:

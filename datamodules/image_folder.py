@@ -6,12 +6,35 @@ A list of jpg/png files is decoded (in parallel worker processes, with a progres
 never decoded again. The file is written in order, chunk by chunk, so building the cache of a dataset larger than
 memory never holds it whole; it is opened memory-mapped, so batches are sliced from the page cache instead of
 from a second copy in RAM. The block digests of its rows (``datamodules.digest``) are computed while it is written
-and stored beside it (``<cache>.npy.digest``): the data's fingerprint never reads the cache again.
+and stored beside it (``<cache>.npy.digest``): the data's fingerprint never reads the cache again. A cache file that
+is not what its key promises (truncated, or another dtype or shape) is decoded again, with a one-line warning.
+
+Every Pillow mode becomes 8-bit L or RGB by a fixed rule (then RGB or L as ``channels`` asks: L is repeated, RGB
+becomes Pillow's ITU-R 601-2 luma), so no file is silently clipped:
+
+==========================================  =========================================================================
+mode                                        becomes
+==========================================  =========================================================================
+L, RGB                                      itself
+1                                           L: 0 and 255
+P (no transparency)                         RGB through its palette
+I;16, I;16L, I;16B, I;16N                   L: x / 257, rounded (0..65535 onto 0..255)
+I (32-bit int; old Pillow: 16-bit PNGs)     L: clipped to 0..65535, then x / 257, rounded
+F (float)                                   L: clipped to [0, 1] (NaN as 0), then x * 255, rounded
+CMYK                                        RGB: R = (255 - C)(255 - K) / 255 rounded, G and B alike (no ICC profile)
+LA, La, PA, RGBA, RGBa; 1, L, P, RGB with   composited over white: c * a / 255 + 255 * (1 - a / 255), rounded (a
+a transparency key                          transparent pixel is white whatever colour it stores); a 16-bit or float
+                                            image's transparency key is ignored
+YCbCr, LAB, HSV, RGBX                       RGB by Pillow's ``convert``
+==========================================  =========================================================================
+
+File names are hashed as the bytes the OS stores (``os.fsencode``), so names that are not valid UTF-8 work.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import multiprocessing
 import os
 import sys
@@ -90,17 +113,62 @@ class Preprocess:
         return None
 
 
-def decode_image(path: Path, preprocess: Preprocess) -> np.ndarray:
-    """One image file as C x size x size uint8; one line naming the file if it cannot be read."""
-    from PIL import Image, UnidentifiedImageError
+# Modes by the rule that makes them 8-bit (the module docstring's table); the rest go through Pillow's convert.
+_SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+_ALPHA = ("LA", "La", "PA", "RGBA", "RGBa")
+_KEYED = ("1", "L", "P", "RGB")  # modes whose transparency key (``info["transparency"]``) becomes an alpha channel
+_GRAY = ("1", "L", "LA", "La")
+
+
+def to_8bit(image):
+    """``image`` (a Pillow image of any mode) as mode L or RGB, by the module docstring's table."""
+    from PIL import Image
+
+    mode = image.mode
+    if mode in _SIXTEEN_BIT:
+        values = np.clip(np.asarray(image).astype(np.int64), 0, 65535)  # big-endian or int32 alike, exactly
+        return Image.fromarray(((values + 128) // 257).astype(np.uint8))
+    if mode == "F":
+        values = np.clip(np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0), 0.0, 1.0)
+        return Image.fromarray(np.floor(values * 255 + 0.5).astype(np.uint8))
+    if mode == "CMYK":  # Pillow's own rule has changed between versions: this one is fixed here
+        cmyk = np.asarray(image).astype(np.int64)
+        return Image.fromarray((((255 - cmyk[..., :3]) * (255 - cmyk[..., 3:]) + 127) // 255).astype(np.uint8))
+    if mode in _ALPHA or (mode in _KEYED and "transparency" in image.info):
+        # Pillow's RGB drops alpha and keeps whatever colour a transparent pixel stores: composite instead.
+        pixels = np.asarray(image.convert("LA" if mode in _GRAY else "RGBA")).astype(np.int64)
+        colour, alpha = pixels[..., :-1], pixels[..., -1:]
+        composited = ((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)
+        return Image.fromarray(composited[..., 0] if mode in _GRAY else composited)
+    if mode in ("L", "RGB"):
+        return image
+    return image.convert("L" if mode == "1" else "RGB")
+
+
+def read_image(path: Path):
+    """The Pillow image in ``path``, decoded whole (a damaged file fails here, not at its first use); one line naming
+    the file if it cannot be read."""
+    from PIL import Image
 
     try:
         with Image.open(path) as image:
-            box = preprocess.box(*image.size)
-            image = image.crop(box) if box else image
-            image = image.convert("RGB" if preprocess.channels == 3 else "L")
-            array = np.asarray(image.resize((preprocess.size, preprocess.size), Image.BICUBIC), dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as error:
+            image.load()
+            return image
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
+        raise GanLightningError(f"cannot read image {path} ({type(error).__name__})") from None
+
+
+def decode_image(path: Path, preprocess: Preprocess) -> np.ndarray:
+    """One image file as C x size x size uint8; one line naming the file if it cannot be read."""
+    from PIL import Image
+
+    image = read_image(path)
+    try:
+        box = preprocess.box(*image.size)
+        image = to_8bit(image.crop(box) if box else image)
+        image = image.convert("RGB" if preprocess.channels == 3 else "L")
+        array = np.asarray(image.resize((preprocess.size, preprocess.size), Image.BICUBIC), dtype=np.uint8)
+    except (OSError, ValueError) as error:
         raise GanLightningError(f"cannot read image {path} ({type(error).__name__})") from None
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
@@ -111,13 +179,14 @@ def _decode_chunk(files: Sequence[Path], preprocess: Preprocess) -> np.ndarray:
 
 def _cache_key(files: Sequence[Path], preprocess: Preprocess) -> str:
     digest = hashlib.blake2b(digest_size=12)
-    digest.update(f"v2 {preprocess.key}".encode())
+    digest.update(f"v3 {preprocess.key}".encode())  # v3: 16-bit, float, CMYK and alpha images decode by the table
     for path in files:
         try:
             stat = path.stat()
         except OSError:
             raise GanLightningError(f"cannot read image {path} (missing)") from None
-        digest.update(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        # The name's bytes as stored: a name that is not valid UTF-8 has no str encoding.
+        digest.update(os.fsencode(path.resolve()) + f"\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
 
 
@@ -145,6 +214,25 @@ def cache_file(files: Sequence[Path], preprocess: Preprocess, cache_dir: Path | 
     return (cache_dir or default_data_cache()) / f"{name}-{_cache_key(files, preprocess)}.npy"
 
 
+def _cache_damage(path: Path, shape: tuple[int, ...]) -> str | None:
+    """Why the cache file ``path`` cannot hold ``shape`` uint8 images (its header, dtype, shape and size are read,
+    never its data), or None when it can."""
+    try:
+        with path.open("rb") as file:
+            version = np.lib.format.read_magic(file)
+            header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            stored, fortran_order, dtype = header(file)
+            data_start = file.tell()
+    except (OSError, ValueError) as error:
+        return f"is not a readable .npy file ({' '.join(str(error).split())[:80]})"
+    if dtype != np.uint8 or fortran_order or tuple(stored) != shape:
+        return f"holds {dtype} {tuple(stored)}{' (Fortran order)' if fortran_order else ''}, not uint8 {shape}"
+    size, expected = path.stat().st_size, data_start + math.prod(shape)
+    if size != expected:
+        return f"is {size} bytes, not {expected} (truncated or padded)"
+    return None
+
+
 @dataclass
 class ImageCache:
     """A decoded image cache: the uint8 images (memory-mapped) and the block digests of their rows
@@ -159,11 +247,14 @@ def load_image_cache(files: Sequence[Path], preprocess: Preprocess, cache_dir: P
     """``files`` as a uint8 N x C x size x size tensor over a memory-mapped cache file, decoding them on first use."""
     cache_dir = cache_dir or default_data_cache()
     path = cache_file(files, preprocess, cache_dir, name)
+    shape = (len(files), preprocess.channels, preprocess.size, preprocess.size)
     blocks = None
-    if not path.is_file():
+    damage = _cache_damage(path, shape) if path.is_file() else None
+    if damage:  # trusted, it would fail at the first batch that reaches the damage (or serve garbage)
+        print(f"warning: image cache {path} {damage}; decoding the images again", file=sys.stderr)
+    if damage or not path.is_file():
         from tqdm import tqdm
 
-        shape = (len(files), preprocess.channels, preprocess.size, preprocess.size)
         workers = default_workers() if workers is None else workers
         hasher = BlockHasher()
 
@@ -186,7 +277,7 @@ def load_image_cache(files: Sequence[Path], preprocess: Preprocess, cache_dir: P
     # Copy-on-write memory map: pages come from the file on first touch and nothing is ever written back.
     images = torch.from_numpy(np.load(path, mmap_mode="c"))
     if blocks is None:
-        blocks = read_block_digests(path)
+        blocks = read_block_digests(path, len(images))
     if blocks is None:  # a cache written before digests were stored (or its digest lost): hash it once, keep it
         blocks = block_digests(images.numpy())
         try:

@@ -9,15 +9,22 @@ two levels deep at most). Read from each: ``config.yaml``, ``metrics.csv`` (the 
   differ between the runs); runs that differ only in ``run.seed`` are also summarised as mean +- std per group;
 - ``fid.png``: val/fid against batches, one line per run; ``losses.png``: train/d_loss and train/g_loss;
 - ``samples.png``: the last sample grid of each run side by side, named.
+
+Everything is read and checked before anything is written, and each file is written to a temporary name and renamed.
+A damaged run (a ``config.yaml`` or ``metrics.csv`` that cannot be parsed, a last grid that cannot be decoded) is
+skipped with one ``warning:`` line naming it and the others are compared; when no run can be read, that is one
+``error:`` line.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
 import statistics
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +33,8 @@ from omegaconf import OmegaConf
 
 from gan_lightning.config import flatten
 from gan_lightning.errors import GanLightningError
+from gan_lightning.files import atomic_write
+from gan_lightning.rundir import check_writable
 
 # Keys that name or place a run rather than describe its experiment: never listed as a difference.
 _PLACEMENT_KEYS = {"run.dir", "run.name", "run.resume", "run.quiet"}
@@ -40,6 +49,7 @@ class Run:
     history: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # scalar -> [(batches, value)]
     seconds: float | None = None
     label: str | None = None  # set by label_runs when folder names alone are ambiguous
+    grid: Any = None  # the last sample grid (a decoded PIL RGB image), or None
 
     @property
     def name(self) -> str:
@@ -79,34 +89,88 @@ def find_runs(paths: list[str | Path]) -> list[Path]:
 
 
 def read_run(path: Path) -> Run:
+    """One run directory; a file of it that cannot be read or parsed is one line naming the file (GanLightningError)."""
     try:
         config = flatten(OmegaConf.to_container(OmegaConf.load(path / "config.yaml"), resolve=False))
     except Exception as error:  # a damaged YAML: say which file
-        raise GanLightningError(f"compare: {path / 'config.yaml'} cannot be read ({type(error).__name__})") from None
+        raise GanLightningError(f"config.yaml cannot be read ({type(error).__name__})") from None
     run = Run(path, config)
-    metrics = path / "metrics.csv"
-    if metrics.is_file():
-        with metrics.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                if not row.get("step"):
-                    continue
-                batches = int(float(row["step"])) + 1  # the logged step is the number of batches before
-                for key, text in row.items():
-                    if key in ("step", "epoch") or not text:
-                        continue
-                    try:
-                        run.history.setdefault(key, []).append((batches, float(text)))
-                    except ValueError:
-                        continue
-        for series in run.history.values():
-            series.sort()
+    if (path / "metrics.csv").is_file():
+        run.history = read_metrics(path / "metrics.csv")
     summary = path / "summary.json"
     if summary.is_file():
         try:
             run.seconds = float(json.loads(summary.read_text())["seconds"])
         except (ValueError, KeyError, TypeError):
-            run.seconds = None
+            run.seconds = None  # the wall time is optional: a damaged summary leaves its cell empty
+    pngs = sorted((path / "samples").glob("*.png")) if (path / "samples").is_dir() else []
+    if pngs:
+        run.grid = _decoded(pngs[-1])
     return run
+
+
+def _number_in(text: str, where: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise GanLightningError(f"{where} {text!r} is not a number") from None
+
+
+def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
+    """The scalars of a ``metrics.csv``, each as [(batches, value)] sorted by batches; a file that is not such a
+    table (a step or value that is not a number, a row longer than the header, bytes that are not text) is one line
+    naming the file and the line."""
+    history: dict[str, list[tuple[int, float]]] = {}
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            for row in reader:
+                where = f"{path.name} line {reader.line_num}:"
+                if None in row:
+                    raise GanLightningError(f"{where} more fields than the header has")
+                if not row.get("step"):
+                    continue
+                step = _number_in(row["step"], f"{where} step")
+                if not (math.isfinite(step) and step >= 0):
+                    raise GanLightningError(f"{where} step {row['step']!r} is not a batch count")
+                batches = int(step) + 1  # the logged step is the number of batches before
+                for key, text in row.items():
+                    if key not in ("step", "epoch") and text:
+                        history.setdefault(key, []).append((batches, _number_in(text, f"{where} {key}")))
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise GanLightningError(f"{path.name} cannot be read ({type(error).__name__})") from None
+    for series in history.values():
+        series.sort()
+    return history
+
+
+def _decoded(png: Path) -> Any:
+    """``png`` decoded whole, as RGB: a damaged grid is found while reading, before anything is written."""
+    from PIL import Image
+
+    try:
+        with Image.open(png) as image:
+            return image.convert("RGB")
+    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
+        raise GanLightningError(f"{png.relative_to(png.parent.parent)} cannot be decoded "
+                                f"({type(error).__name__})") from None
+
+
+def read_runs(paths: list[str | Path]) -> list[Run]:
+    """The runs ``find_runs`` finds, read; a damaged one is skipped with one warning line naming it, and if none
+    can be read that is one error line."""
+    runs, damaged = [], []
+    for path in find_runs(paths):
+        try:
+            runs.append(read_run(path))
+        except GanLightningError as error:
+            damaged.append(f"{path}: {error}")
+    if not runs:
+        more = f" (and {len(damaged) - 1} more damaged runs)" if len(damaged) > 1 else ""
+        raise GanLightningError(f"compare: no run can be read: {damaged[0]}{more}")
+    for problem in damaged:
+        print(f"warning: compare: skipping damaged run {problem}", file=sys.stderr)
+    return runs
 
 
 def differing_keys(runs: list[Run]) -> list[str]:
@@ -207,7 +271,7 @@ def _plot(runs: list[Run], panels: list[tuple[str, str]], path: Path) -> bool:
         ax.grid(alpha=0.3)
     fig.axes[0].legend(fontsize="small")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda file: fig.savefig(file, format="png", dpi=100))
     return True
 
 
@@ -215,11 +279,7 @@ def sample_sheet(runs: list[Run], path: Path) -> bool:
     """The last grid of each run, side by side under its name; False if no run has a grid."""
     from PIL import Image, ImageDraw
 
-    grids = []
-    for run in runs:
-        pngs = sorted((run.path / "samples").glob("*.png")) if (run.path / "samples").is_dir() else []
-        if pngs:
-            grids.append((run.name, Image.open(pngs[-1]).convert("RGB")))
+    grids = [(run.name, run.grid) for run in runs if run.grid is not None]
     if not grids:
         return False
     label, gap = 16, 8
@@ -230,26 +290,31 @@ def sample_sheet(runs: list[Run], path: Path) -> bool:
         draw.text((x + 2, 2), name[: max(4, image.width // 7)], fill="black")
         sheet.paste(image, (x, label))
         x += image.width + gap
-    sheet.save(path)
+    atomic_write(path, lambda file: sheet.save(file, format="PNG"))
     return True
+
+
+def _write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda file: file.write(text.encode()))
 
 
 def compare(paths: list[str | Path], out: str | Path) -> str:
     """Read the runs, write the table, the plots and the grid sheet into ``out``; returns the Markdown text."""
-    runs = [read_run(path) for path in find_runs(paths)]
-    label_runs(runs)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable(out, "--out")  # a file (or a folder under one) is one line, before any run is read
+    runs = read_runs(paths)
+    label_runs(runs)
     keys = differing_keys(runs)
     header, rows = run_rows(runs, keys)
-    with (out / "compare.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(header)
+    writer.writerows(rows)
     text = markdown(header, rows)
     grouped = seed_groups(runs, keys)
     if grouped is not None:
         text += "\n\nMean ± std over seeds:\n\n" + markdown(*grouped)
+    _write_text(out / "compare.csv", table.getvalue())
     written = ["compare.csv", "compare.md"]
     if _plot(runs, [("val/fid", "FID")], out / "fid.png"):
         written.append("fid.png")
@@ -257,5 +322,5 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
         written.append("losses.png")
     if sample_sheet(runs, out / "samples.png"):
         written.append("samples.png")
-    (out / "compare.md").write_text(text + "\n")
+    _write_text(out / "compare.md", text + "\n")
     return text + f"\n\n{len(runs)} runs; written to {out}: {', '.join(written)}"

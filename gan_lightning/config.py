@@ -296,6 +296,8 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
         return OmegaConf.from_dotlist(list(overrides))
     except OmegaConfBaseException as error:
         raise ConfigError(f"overrides: {_one_line(error)}") from None
+    except UnicodeEncodeError:  # bytes that are not UTF-8 (a path from a broken file name)
+        raise ConfigError(f"overrides: {' '.join(overrides)!a} holds bytes that are not valid UTF-8") from None
 
 
 def load_experiment(experiment: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import torch
-
 CACHE_ENV = "GAN_LIGHTNING_CACHE"
 TEMP_PREFIX = ".tmp-"  # temporary files beside a file being written; left only by a killed writer
 
@@ -59,6 +57,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 def atomic_torch_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` through :func:`atomic_write`."""
+    import torch  # here, not at the top: compare and sweep write through this module without loading torch
+
     atomic_write(path, lambda file: torch.save(obj, file))
 
 

@@ -11,12 +11,17 @@ A sweep file (``experiments/sweeps/*.yaml``) is a W&B sweep configuration whose 
 
 The agent turns each trial's parameters into ``key=value`` words (``${args_no_hyphens}``), which are this CLI's
 dotlist overrides, so parameters are named by dotted config keys. A trial names itself by the hyperparameters that
-differ from the experiment's (``wgan_gp_mnist lr_d=0.0003 n_critic=3``) and trains in a directory of its own.
+differ from the experiment's (``wgan_gp_mnist lr_d=0.0003 n_critic=3``) and trains in a directory of its own, so a
+``run.dir`` for the whole sweep (in the command, or ``sweep --local`` overrides) is refused rather than sharing one.
+
+A local sweep checks ``--jobs`` and ``--out`` before it writes anything and never writes over an earlier sweep; it
+exits non-zero, with one line naming the failed trials, when any trial fails.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import math
 import os
@@ -29,10 +34,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning import config as config_lib
+from gan_lightning.compare import read_metrics
 from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.files import atomic_write
+from gan_lightning.rundir import check_writable
 
 METHODS = ("grid", "random", "bayes")
 LOCAL_METHODS = ("grid", "random")
@@ -80,16 +88,20 @@ def load_sweep(path: str | Path) -> Sweep:
             and metric.get("goal") in ("minimize", "maximize")):
         raise _fail(path, "metric: expected {name: <logged scalar, e.g. val/fid>, goal: minimize | maximize}")
     command = spec.get("command")
-    if not (isinstance(command, list) and "train" in command and ARGS_MACRO in command
-            and command.index("train") + 1 < len(command)):
-        raise _fail(path, f"command: expected a list like [gan-lightning, train, EXPERIMENT, {ARGS_MACRO}]")
-    experiment = str(command[command.index("train") + 1])
+    expected = f"expected a list like [gan-lightning, train, EXPERIMENT, {ARGS_MACRO}]"
+    if not (isinstance(command, list) and len(command) > 3 and command[1] == "train" and ARGS_MACRO in command):
+        raise _fail(path, f"command: {expected}")
+    # The agent runs the command as written, and --local runs this CLI in its place: anything else is refused.
+    if Path(str(command[0])).name != "gan-lightning":
+        raise _fail(path, f"command: {str(command[0])!r} is not gan-lightning; {expected}")
+    experiment = str(command[2])
     parameters = spec.get("parameters")
     if not isinstance(parameters, dict) or not parameters:
         raise _fail(path, "parameters: expected a mapping of dotted config keys to {values: [...]} or a distribution")
-    fixed = [str(word) for word in command[command.index("train") + 2:] if "=" in str(word)]
+    fixed = [str(word) for word in command[3:] if "=" in str(word)]
     try:
         config_lib.load_experiment(experiment, fixed)
+        refuse_shared_run_dir(fixed)
     except ConfigError as error:
         raise _fail(path, f"command: {error}") from None
     for key, block in parameters.items():
@@ -99,6 +111,15 @@ def load_sweep(path: str | Path) -> Sweep:
             except ConfigError as error:
                 raise _fail(path, f"parameters.{key}={value!r}: {error}") from None
     return Sweep(path, spec, experiment)
+
+
+def refuse_shared_run_dir(overrides: list[str]) -> None:
+    """One line if ``overrides`` (words given to every trial) set run.dir: every trial would train in that one
+    folder, each over the last (trials get their own: ``trial-NNN`` under --out, or the agent's run id)."""
+    run = config_lib.parse_overrides(overrides).get("run")
+    if isinstance(run, DictConfig) and "dir" in run:
+        raise ConfigError(f"run.dir={run.get('dir')} would put every trial in one folder; each trial trains in its "
+                          "own (choose where with sweep --local --out)")
 
 
 def resolve_sweep_path(name: str | Path) -> Path:
@@ -217,11 +238,32 @@ def _sampler(path: Path, key: str, block: dict[str, Any]) -> Callable[[random.Ra
                       f"{', '.join(LOCAL_DISTRIBUTIONS)}")
 
 
+def check_local(sweep: Sweep, out: Path, jobs: int, extra: list[str]) -> None:
+    """What a local sweep refuses before it writes anything: ``--jobs`` below 1, an ``--out`` that is a file (or lies
+    under one) or already holds a sweep (it would be written over), overrides for every trial that set run.dir or a
+    swept parameter (they come last, so every trial would get the same value)."""
+    if jobs < 1:
+        raise GanLightningError(f"--jobs must be >= 1, got {jobs}")
+    check_writable(out, "--out")
+    earlier = sorted([*out.glob("trial-*"), *out.glob("trials.csv")]) if out.is_dir() else []
+    if earlier:
+        raise GanLightningError(f"--out {out} already holds a sweep ({earlier[0].name} ...); give another --out or "
+                                "remove it")
+    refuse_shared_run_dir(extra)
+    swept = [key for key in config_lib.flatten(OmegaConf.to_container(config_lib.parse_overrides(extra)))
+             if key in sweep.parameters]
+    if swept:
+        raise ConfigError(f"overrides: {swept[0]} is a parameter of the sweep; a value for every trial would make "
+                          "them all the same")
+
+
 def run_local(sweep: Sweep, out: Path, count: int | None, jobs: int, seed: int,
               extra: list[str] | None = None) -> list[dict[str, Any]]:
     """Run the trials as normal CLI runs (W&B offline unless the environment says otherwise), ``jobs`` at a time,
-    each in ``out/trial-NNN``; returns one record per trial (its parameters, exit status and scores)."""
+    each in ``out/trial-NNN``; returns one record per trial (its parameters, exit status and scores). If any trial
+    failed, the table is written and printed all the same, then one line says how many failed (GanLightningError)."""
     trials = local_trials(sweep, count, seed)
+    check_local(sweep, out, jobs, extra or [])
     out.mkdir(parents=True, exist_ok=True)
 
     def run(index: int, parameters: dict[str, Any]) -> dict[str, Any]:
@@ -234,16 +276,25 @@ def run_local(sweep: Sweep, out: Path, count: int | None, jobs: int, seed: int,
             code = subprocess.run(command, env=env, stdout=log, stderr=subprocess.STDOUT).returncode
         return {"trial": run_dir.name, "exit": code, **parameters, **_scores(run_dir, *sweep.metric)}
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(lambda item: run(*item), enumerate(trials)))
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        records = list(pool.map(lambda item: run(*item), enumerate(trials)))
+    failed = [record["trial"] for record in records if record["exit"]]
+    if failed:  # the sweep did not do what was asked: its exit status says so, after the table of what it did
+        print(results_table(sweep, records, out / "trials.csv"))
+        raise GanLightningError(f"{len(failed)} of {len(records)} trials failed ({', '.join(failed)}); see their .log "
+                                f"in {out}; table: {out / 'trials.csv'}")
+    return records
 
 
 def _scores(run_dir: Path, metric: str, goal: str = "minimize") -> dict[str, Any]:
-    """The metric's last and best logged values (best by the sweep's goal) from the run's metrics.csv."""
+    """The metric's last and best logged values (best by the sweep's goal) from the run's metrics.csv (none from a
+    metrics.csv that cannot be read: the trial is unscored)."""
     values = []
     if (run_dir / "metrics.csv").is_file():
-        with (run_dir / "metrics.csv").open(newline="") as handle:
-            values = [float(row[metric]) for row in csv.DictReader(handle) if row.get(metric)]
+        try:
+            values = [value for _, value in read_metrics(run_dir / "metrics.csv").get(metric, [])]
+        except GanLightningError:
+            pass  # a metrics.csv that cannot be read: the trial is unscored (its exit status tells why)
     best = (max if goal == "maximize" else min)(values) if values else None
     return {metric: values[-1] if values else None, f"best {metric}": best}
 
@@ -255,10 +306,11 @@ def results_table(sweep: Sweep, records: list[dict[str, Any]], path: Path) -> st
                     reverse=goal == "maximize")
     ordered = scored + [r for r in records if r[metric] is None]
     header = ["trial", "exit", *sweep.parameters, metric, f"best {metric}"]
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=header, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(ordered)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=header, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(ordered)
+    atomic_write(path, lambda file: file.write(table.getvalue().encode()))
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for record in ordered:
         cells = [_short(record[key]) if record.get(key) is not None else "" for key in header]

@@ -89,3 +89,78 @@ def test_runs_with_the_same_folder_name_are_told_apart_by_their_path(sweep: Path
     rows = list(csv.DictReader((tmp_path / "out" / "compare.csv").open()))
     assert [r["run"] for r in rows] == ["dcgan_mnist/seed0", "sngan_mnist/seed0"]
     assert [k for k in rows[0] if "." in k] == []  # copies: nothing differs
+
+
+def _replace_line(path: Path, number: int, line: str) -> None:
+    lines = path.read_text().splitlines()
+    lines[number - 1] = line
+    path.write_text("\n".join(lines) + "\n")
+
+
+def _metrics_line(number: int, line: str):
+    return lambda run: _replace_line(run / "metrics.csv", number, line)
+
+
+def _last_grid(run: Path) -> Path:
+    return sorted((run / "samples").glob("*.png"))[-1]
+
+
+DAMAGED = [
+    # (what is done to run "d", the words after its path in the one warning line)
+    (_metrics_line(3, "abc,1,2"), "metrics.csv line 3: step 'abc' is not a number"),
+    (_metrics_line(2, "nan,1,2"), "metrics.csv line 2: step 'nan' is not a batch count"),
+    (_metrics_line(4, "3,1,x2"), "metrics.csv line 4: train/d_loss 'x2' is not a number"),
+    (_metrics_line(2, "0" + ",1" * 40), "metrics.csv line 2: more fields than the header has"),
+    (lambda run: (run / "metrics.csv").write_bytes(b"step,train/d_loss\n0,\xff\xfe\n"),
+     "metrics.csv cannot be read (UnicodeDecodeError)"),
+    (lambda run: _last_grid(run).write_bytes(_last_grid(run).read_bytes()[:200]),
+     "samples/{grid} cannot be decoded (OSError)"),
+    (lambda run: _last_grid(run).write_bytes(b"not a png"),
+     "samples/{grid} cannot be decoded (UnidentifiedImageError)"),
+    (lambda run: (run / "config.yaml").write_text("model: [unclosed\n"), "config.yaml cannot be read (ParserError)"),
+]
+
+
+@pytest.mark.parametrize("damage, words", DAMAGED, ids=["step abc", "step nan", "value x2", "long row", "not utf-8",
+                                                       "truncated grid", "not a png", "bad yaml"])
+def test_a_damaged_run_is_skipped_with_one_warning_line(sweep: Path, tmp_path: Path, capfd, damage, words) -> None:
+    import shutil
+
+    runs = tmp_path / "runs"
+    shutil.copytree(sweep / "a", runs / "a")
+    shutil.copytree(sweep / "c", runs / "d")
+    grid = _last_grid(runs / "d").name
+    damage(runs / "d")
+    capfd.readouterr()
+    assert main(["compare", str(runs), "--out", str(tmp_path / "out")]) == 0
+    err = capfd.readouterr().err
+    assert err == f"warning: compare: skipping damaged run {runs / 'd'}: {words.format(grid=grid)}\n"
+    assert [r["run"] for r in csv.DictReader((tmp_path / "out" / "compare.csv").open())] == ["a"]
+    assert Image.open(tmp_path / "out" / "samples.png").width == Image.open(_last_grid(runs / "a")).width
+
+
+def test_when_no_run_can_be_read_nothing_is_written(sweep: Path, tmp_path: Path, capfd) -> None:
+    import shutil
+
+    for name in ("b", "c"):
+        shutil.copytree(sweep / name, tmp_path / "runs" / name)
+        _replace_line(tmp_path / "runs" / name / "metrics.csv", 3, "abc,1,2")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "compare.csv").write_text("an earlier table\n")
+    capfd.readouterr()
+    assert main(["compare", str(tmp_path / "runs"), "--out", str(out)]) == 1
+    assert capfd.readouterr().err == (f"error: compare: no run can be read: {tmp_path / 'runs' / 'b'}: metrics.csv "
+                                      "line 3: step 'abc' is not a number (and 1 more damaged runs)\n")
+    assert [p.name for p in out.iterdir()] == ["compare.csv"]
+    assert (out / "compare.csv").read_text() == "an earlier table\n"
+
+
+def test_an_out_that_is_a_file_is_one_line_and_left_alone(sweep: Path, tmp_path: Path, capfd) -> None:
+    target = tmp_path / "notes.txt"
+    target.write_text("mine\n")
+    for out in (target, target / "sub"):
+        capfd.readouterr()
+        assert main(["compare", str(sweep), "--out", str(out)]) == 1
+        assert capfd.readouterr().err == f"error: --out: cannot create {out}: {target} is a file, not a directory\n"
+    assert target.read_text() == "mine\n" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]

@@ -55,6 +55,11 @@ BAD_SWEEPS = [
     ({"method": "random", "parameters": {"model.lr_d": {"min": 1.0e-3, "max": 1.0e-4}}},
      "parameters.model.lr_d: min and max must be numbers with min < max"),
     ({"parameters": {"model.lr_d": 0.1}}, "parameters.model.lr_d: expected a mapping"),
+    ({"command": ["python", "train", "dcgan_mnist", "${args_no_hyphens}"]},
+     "command: 'python' is not gan-lightning; expected a list like [gan-lightning, train, EXPERIMENT"),
+    ({"command": ["rm", "-rf", "train", "dcgan_mnist", "${args_no_hyphens}"]}, "command: expected a list like"),
+    ({"command": ["gan-lightning", "train", "dcgan_mnist", "run.dir=/tmp/one", "${args_no_hyphens}"]},
+     "command: run.dir=/tmp/one would put every trial in one folder; each trial trains in its own"),
 ]
 
 
@@ -147,3 +152,56 @@ def test_a_shipped_sweep_is_found_by_name(capsys) -> None:
 def test_a_trials_best_value_follows_the_sweeps_goal(tmp_path: Path, goal: str, best: float) -> None:
     (tmp_path / "metrics.csv").write_text("step,val/x,train/d_loss\n0,,1\n9,9.0,\n19,1.5,\n29,4.0,\n")
     assert sweeps._scores(tmp_path, "val/x", goal) == {"val/x": 4.0, "best val/x": best}
+
+
+LOCAL_REFUSALS = [
+    # (arguments after the sweep file, exit code, the one line after "error: ")
+    (["--jobs", "0"], 1, "--jobs must be >= 1, got 0"),
+    (["--jobs", "-2"], 1, "--jobs must be >= 1, got -2"),
+    (["--out", "{file}"], 1, "--out: cannot create {file}: {file} is a file, not a directory"),
+    (["--out", "{file}/sub"], 1, "--out: cannot create {file}/sub: {file} is a file, not a directory"),
+    (["--out", "{earlier}"], 1, "--out {earlier} already holds a sweep (trial-000 ...); give another --out or "
+                                "remove it"),
+    (["run.dir={tmp}/one"], 2, "run.dir={tmp}/one would put every trial in one folder; each trial trains in its own "
+                               "(choose where with sweep --local --out)"),
+    (["model.lr_d=0.01"], 2, "overrides: model.lr_d is a parameter of the sweep; a value for every trial would make "
+                             "them all the same"),
+]
+
+
+@pytest.mark.parametrize("args, code, line", LOCAL_REFUSALS, ids=["jobs 0", "jobs -2", "out file", "out under file",
+                                                                  "out holds a sweep", "run.dir", "swept key"])
+def test_a_local_sweep_refuses_in_one_line_before_writing(tmp_path: Path, capsys, args, code, line) -> None:
+    path = write_sweep(tmp_path / "lr.yaml")
+    (tmp_path / "file").write_text("mine\n")
+    (tmp_path / "earlier" / "trial-000").mkdir(parents=True)
+    (tmp_path / "earlier" / "trial-000.log").write_text("first sweep\n")
+    before = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    fill = {"tmp": tmp_path, "file": tmp_path / "file", "earlier": tmp_path / "earlier"}
+    out = [] if "--out" in args else ["--out", str(tmp_path / "out")]
+    assert main(["sweep", str(path), "--local", *out, *[a.format(**fill) for a in args]]) == code
+    assert capsys.readouterr().err == f"error: {line.format(**fill)}\n"
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "file").read_text() == "mine\n"
+    assert (tmp_path / "earlier" / "trial-000.log").read_text() == "first sweep\n"
+
+
+def test_a_sweep_with_a_failed_trial_exits_1_and_a_rerun_keeps_it(fake_mnist: Path, tmp_path: Path, capsys) -> None:
+    """A batch of 100 passes the sweep's checks (the config alone is valid) but not the trial's: 64 samples."""
+    path = write_sweep(tmp_path / "bs.yaml", parameters={"data.batch_size": {"values": [8, 100]}})
+    out = tmp_path / "sweep"
+    tiny = [item for item in tiny_overrides(fake_mnist, tmp_path / "unused", 2)
+            if not item.startswith(("run.dir", "data.batch_size"))]
+    assert main(["sweep", str(path), "--local", "--out", str(out), *tiny]) == 1
+    printed = capsys.readouterr()
+    assert printed.err == (f"error: 1 of 2 trials failed (trial-001); see their .log in {out}; table: "
+                           f"{out / 'trials.csv'}\n")
+    assert "| trial | exit | data.batch_size | val/fid | best val/fid |" in printed.out
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert [(r["trial"], r["exit"]) for r in rows] == [("trial-000", "0"), ("trial-001", "2")]
+    assert "fewer than one batch of 100" in (out / "trial-001.log").read_text()
+    kept = {p: p.read_bytes() for p in [out / "trials.csv", out / "trial-000.log", out / "trial-001.log"]}
+    assert main(["sweep", str(path), "--local", "--out", str(out), *tiny]) == 1
+    assert capsys.readouterr().err == (f"error: --out {out} already holds a sweep (trial-000 ...); give another --out "
+                                       "or remove it\n")
+    assert all(p.read_bytes() == data for p, data in kept.items())
