@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning import interrupts, registry
 from gan_lightning.allocator import keep_freed_memory
-from gan_lightning.callbacks.samples import SampleGridCallback
+from gan_lightning.callbacks.samples import SampleGrid
 from gan_lightning.checkpoints import SafeCheckpointIO, load_checkpoint
 from gan_lightning.config import resume_changes
 from gan_lightning.errors import ConfigError, GanLightningError
@@ -72,9 +72,9 @@ def build_callbacks(config: DictConfig, run_dir: Path, datamodule: L.LightningDa
             every_n_train_steps=config.callbacks.metrics.every_n_steps, monitor=ckpt.monitor, mode=ckpt.mode,
             save_top_k=ckpt.save_top_k))
     if config.callbacks.metrics.enabled:
-        from gan_lightning.callbacks.metrics import MetricsCallback
+        from gan_lightning.callbacks.metrics import ImageMetrics
 
-        callbacks.append(MetricsCallback(config.callbacks.metrics, run_dir))
+        callbacks.append(ImageMetrics(run_dir, config.callbacks.metrics))
     if hasattr(datamodule, "mode_centres"):  # data with known modes (2-D toy mixtures): mode-collapse metrics
         from gan_lightning.callbacks.modes import ModeMetricsCallback
 
@@ -82,7 +82,7 @@ def build_callbacks(config: DictConfig, run_dir: Path, datamodule: L.LightningDa
                                              config.data.eval_every_n_steps, config.data.eval_samples))
     samples = config.callbacks.samples
     if samples.enabled:
-        callbacks.append(SampleGridCallback(run_dir / "samples", samples.every_n_steps, samples.n, samples.nrow))
+        callbacks.append(SampleGrid(run_dir / "samples", samples.every_n_steps, samples.n, samples.nrow))
     return callbacks
 
 

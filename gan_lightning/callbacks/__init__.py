@@ -1,5 +1,5 @@
 """Lightning callbacks: sample grids (and, from the metrics package, FID/IS/KID)."""
 
-from gan_lightning.callbacks.samples import SampleGridCallback
+from gan_lightning.callbacks.samples import SampleGrid
 
-__all__ = ["SampleGridCallback"]
+__all__ = ["SampleGrid"]

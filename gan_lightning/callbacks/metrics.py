@@ -15,10 +15,20 @@ from gan_lightning.loggers import publish_scalars, record_best
 from gan_lightning.metrics.stats import needs_real_stats
 
 
-class MetricsCallback(PeriodicCallback):
-    """Scores the (EMA) generator; the extractor and the real statistics are built once, on first use."""
+class ImageMetrics(PeriodicCallback):
+    """Scores the (EMA) generator; the extractor and the real statistics are built once, on first use.
 
-    def __init__(self, settings: DictConfig, run_dir: str | Path):
+    ``settings``: the experiment's ``callbacks.metrics`` section, or its keys as keywords
+    (``ImageMetrics("runs/x", every_n_steps=1000, metrics="fid,kid", extractor="mnist")``); scores also go to
+    ``run_dir``/metrics/step_N.json."""
+
+    def __init__(self, run_dir: str | Path, settings: DictConfig | None = None, **options: Any):
+        from gan_lightning.config import MetricsCallbackConfig, check_metrics_settings, merge_schema
+
+        if settings is None or options:
+            settings = merge_schema(MetricsCallbackConfig, {**(settings or {}), "enabled": True, **options},
+                                    "callbacks.metrics")
+            check_metrics_settings(settings)
         super().__init__(settings.every_n_steps)
         self.settings, self.run_dir = settings, Path(run_dir)
         self.extractor, self.real = None, None

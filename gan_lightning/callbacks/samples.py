@@ -33,7 +33,7 @@ def log_image(loggers: list[Any], key: str, image: Tensor | None, step: int, pat
             logger.experiment.add_image(key, image, global_step=step)
 
 
-class SampleGridCallback(PeriodicCallback):
+class SampleGrid(PeriodicCallback):
     """Every ``every_n_steps`` training batches (and at the end) render the model's ``preview``: an image grid, or
     for 2-D points a scatter plot over the datamodule's mode centres."""
 

@@ -98,6 +98,12 @@ class AdversarialModule(L.LightningModule, abc.ABC):
     techniques: ClassVar[tuple[type[Technique], ...]] = ()  # those that make sense for this model, in order
     registry_name: ClassVar[str] = "?"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        missing = [t.__name__ for t in cls.techniques if not issubclass(cls.Config, t.Config)]
+        if missing:  # a technique's hooks would read keys the model's config does not have
+            raise TypeError(f"{cls.__name__}.Config must include the Config of {', '.join(missing)}")
+
     def __init__(self, config: DictConfig | dict[str, Any] | None = None, sample_shape: Any = None,
                  experiment: dict[str, Any] | None = None, *, image_shape: Any = None,
                  facts: dict[str, Any] | None = None, **options: Any) -> None:

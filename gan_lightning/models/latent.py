@@ -18,7 +18,7 @@ from torch import Tensor, nn
 
 from gan_lightning.errors import ConfigError
 from gan_lightning.models.base import AdversarialConfig, AdversarialModule, Preview, eval_forward
-from gan_lightning.techniques import LATENT_GAN_TECHNIQUES, LatentPrior, Packing, VirtualBatchNorm
+from gan_lightning.techniques import LATENT_GAN_TECHNIQUES, LatentPrior
 from gan_lightning.techniques.ema import EMAConfig
 from gan_lightning.techniques.feature_matching import FeatureMatchingConfig
 from gan_lightning.techniques.gradient_penalty import GradientPenaltyConfig
@@ -94,8 +94,10 @@ class LatentGAN(AdversarialModule):
     @property
     def d_input_shape(self) -> tuple[int, ...]:
         """What one D input looks like: a sample, or with packing m samples stacked along dim 0 (channels)."""
-        packing = self.technique(Packing)
-        return packing.d_input_shape(self.sample_shape) if packing else self.sample_shape
+        shape = self.sample_shape
+        for technique in self.active_techniques:
+            shape = technique.d_input_shape(shape)
+        return shape
 
     def prepare_batch(self, batch: Any) -> LatentBatch:
         """A tensor, an (images, labels) tuple or a dict with "image" (and "label")."""
@@ -108,15 +110,17 @@ class LatentGAN(AdversarialModule):
     def make_fakes(self, batch: LatentBatch) -> Tensor:
         """G(z) with z from the latent prior, conditioned on the real labels."""
         z = self.sample_latent(batch.real.shape[0])
-        vbn = self.technique(VirtualBatchNorm)
-        if vbn is not None:
-            return vbn.generate(self, z, batch.labels)
+        for technique in self.active_techniques:  # virtual batch norm's forward with its reference batch
+            fakes = technique.generate(self, z, batch.labels)
+            if fakes is not None:
+                return fakes
         return self.generator(z, *self.label_args(batch.labels))
 
     def d_input(self, x: Tensor) -> Tensor:
         """Samples as D takes them: as they are, or packed."""
-        packing = self.technique(Packing)
-        return packing.d_input(x) if packing else x
+        for technique in self.active_techniques:
+            x = technique.d_input(x)
+        return x
 
     def discriminate(self, x: Tensor, labels: Tensor | None) -> Tensor:
         """One score per D input: per sample, or per pack of m samples."""

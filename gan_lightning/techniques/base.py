@@ -44,6 +44,18 @@ class Technique:
     def setup(self, model: Any) -> None:
         """After the networks exist: surgery on them, buffers and modules the technique keeps on the model."""
 
+    def d_input_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of one D input, given what it would be without the technique (latent GANs build D for it)."""
+        return shape
+
+    def d_input(self, x: Tensor) -> Tensor:
+        """Samples as D takes them (latent GANs)."""
+        return x
+
+    def generate(self, model: Any, z: Tensor, labels: Tensor | None) -> Tensor | None:
+        """G's training forward in place of the plain one, or None to leave it (latent GANs)."""
+        return None
+
     def check_data(self, model: Any, datamodule: Any) -> None:
         """Before training: refuse data the technique cannot work with (ConfigError)."""
 

@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from gan_lightning.callbacks.samples import SampleGridCallback
+from gan_lightning.callbacks.samples import SampleGrid
 from gan_lightning.evaluation import evaluate
 from gan_lightning.models import CGAN, DCGAN
 from gan_lightning.models.base import Preview
@@ -61,7 +61,7 @@ def test_grids_and_metrics_use_only_the_model_views(fake_mnist: Path, tmp_path: 
     datamodule = MNISTDataModule(OmegaConf.create({"root": str(fake_mnist), "download": False, "split": "train",
                                                    "batch_size": 8, "limit": 64, "image_size": None}))
     trainer = SimpleNamespace(global_step=5, datamodule=datamodule, loggers=[])
-    path = SampleGridCallback(tmp_path, n=64, nrow=4).run(trainer, model)
+    path = SampleGrid(tmp_path, n=64, nrow=4).run(trainer, model)
     grid = torch.tensor(list(Image.open(path).convert("L").getdata()), dtype=torch.float32).view(3 * 30 + 2, -1)
     assert grid.shape == (92, 4 * 30 + 2)  # three rows of four, 2-pixel padding: the model's rows, not 64 samples
     assert [grid[2 + 30 * r + 14, 2 + 14].item() for r in range(3)] == [0.0, 128.0, 255.0]
