@@ -32,6 +32,7 @@ from gan_lightning.launch import (
     is_launch_rank_zero,
     leave_process_group,
     resolve_strategy,
+    skip_failing_nvml_check,
 )
 from gan_lightning.loggers import build_loggers
 from gan_lightning.rundir import RunDirLock, check_writable, record_resume, record_summary
@@ -197,6 +198,7 @@ def train(config: DictConfig) -> Path:
     """Run an experiment; returns its run directory."""
     if config.run.keep_freed_memory:
         keep_freed_memory()
+    skip_failing_nvml_check()
     prepared = prepare(config)
     run_dir, trainer = prepared.run_dir, prepared.trainer
     owner = is_launch_rank_zero()

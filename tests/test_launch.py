@@ -210,3 +210,41 @@ def test_torchrun_script_trains_two_cpu_processes_and_resumes(fake_mnist: Path, 
         assert checkpoint["global_step"] == steps and int(checkpoint["state_dict"]["batches_seen"]) == steps
         assert len(checkpoint["rng_states_per_rank"]) == 2  # both ranks took part
     assert [entry.name for entry in (run / "checkpoints").iterdir()] == ["last.ckpt"]
+
+
+def test_an_unloadable_nvml_check_is_dropped_and_a_loadable_one_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    import torch
+
+    from gan_lightning import launch
+
+    monkeypatch.setattr(torch.backends.cuda, "is_built", lambda: True)
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: object())  # NVML loads: a GPU machine
+    assert not launch.skip_failing_nvml_check()
+    assert os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] == "1"
+
+    def missing(name):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(ctypes, "CDLL", missing)
+    assert launch.skip_failing_nvml_check()
+    assert "PYTORCH_NVML_BASED_CUDA_CHECK" not in os.environ
+    assert not launch.skip_failing_nvml_check()  # nothing left to drop
+
+
+def test_train_drops_a_failing_nvml_check_before_the_first_batch(fake_mnist, tmp_path, monkeypatch) -> None:
+    from gan_lightning import train as train_module
+    from gan_lightning.errors import ConfigError
+
+    calls = []
+
+    def prepare(config):
+        calls.append("prepare")
+        raise ConfigError("stopped here")
+
+    monkeypatch.setattr(train_module, "skip_failing_nvml_check", lambda: calls.append("nvml"))
+    monkeypatch.setattr(train_module, "prepare", prepare)
+    assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, tmp_path / "run", 1)]) == 2
+    assert calls == ["nvml", "prepare"]

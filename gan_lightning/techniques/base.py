@@ -8,6 +8,7 @@ nothing, so a technique writes only what it does.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 from torch import Tensor
@@ -20,14 +21,18 @@ class Technique:
     """One technique: its config keys, checks, network surgery, loss terms, after-step work and checkpoint state."""
 
     Config: ClassVar[type]  # a dataclass of the technique's keys, at their "off" values by default
+    switch: ClassVar[str | None] = None  # the key that turns it on by leaving its default; None: always on
 
     def __init__(self, config: Any) -> None:
         self.config = config  # the model's whole (validated) config: a technique reads its own keys from it
 
     @classmethod
     def enabled(cls, config: Any) -> bool:
-        """Whether ``config`` turns the technique on (its hooks run only then)."""
-        return True
+        """Whether ``config`` turns the technique on (its hooks run only then): ``switch`` is not at its default."""
+        if cls.switch is None:
+            return True
+        off = next(field.default for field in dataclasses.fields(cls.Config) if field.name == cls.switch)
+        return getattr(config, cls.switch) != off
 
     @classmethod
     def checks(cls, config: Any) -> list[tuple[str, bool, str]]:

@@ -21,10 +21,7 @@ class EMAConfig:
 
 class EMA(Technique):
     Config = EMAConfig
-
-    @classmethod
-    def enabled(cls, config: Any) -> bool:
-        return config.ema_decay is not None
+    switch = "ema_decay"
 
     @classmethod
     def checks(cls, config: Any) -> list[tuple[str, bool, str]]:

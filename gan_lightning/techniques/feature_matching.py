@@ -25,7 +25,7 @@ class FeatureMatching(Technique):
 
     @classmethod
     def enabled(cls, config: Any) -> bool:
-        return config.feature_matching > 0 or config.feature_matching_only
+        return config.feature_matching > 0 or config.feature_matching_only  # either key turns it on
 
     @classmethod
     def checks(cls, config: Any) -> list[tuple[str, bool, str]]:

@@ -21,10 +21,7 @@ class GradientPenaltyConfig:
 
 class GradientPenalty(Technique):
     Config = GradientPenaltyConfig
-
-    @classmethod
-    def enabled(cls, config: Any) -> bool:
-        return config.gradient_penalty > 0
+    switch = "gradient_penalty"
 
     @classmethod
     def checks(cls, config: Any) -> list[tuple[str, bool, str]]:

@@ -19,10 +19,7 @@ class HistoricalAveragingConfig:
 
 class HistoricalAveraging(Technique):
     Config = HistoricalAveragingConfig
-
-    @classmethod
-    def enabled(cls, config: Any) -> bool:
-        return config.historical_averaging > 0
+    switch = "historical_averaging"
 
     @classmethod
     def checks(cls, config: Any) -> list[tuple[str, bool, str]]:

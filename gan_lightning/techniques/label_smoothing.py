@@ -19,10 +19,7 @@ class LabelSmoothingConfig:
 
 class LabelSmoothing(Technique):
     Config = LabelSmoothingConfig
-
-    @classmethod
-    def enabled(cls, config: Any) -> bool:
-        return config.real_label != 1.0
+    switch = "real_label"
 
     @classmethod
     def checks(cls, config: Any) -> list[tuple[str, bool, str]]:

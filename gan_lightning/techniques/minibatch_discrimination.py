@@ -18,10 +18,7 @@ class MinibatchDiscriminationConfig:
 
 class MinibatchDiscrimination(Technique):
     Config = MinibatchDiscriminationConfig
-
-    @classmethod
-    def enabled(cls, config: Any) -> bool:
-        return config.minibatch_kernels > 0
+    switch = "minibatch_kernels"
 
     @classmethod
     def checks(cls, config: Any) -> list[tuple[str, bool, str]]:

@@ -23,10 +23,7 @@ class PackingConfig:
 
 class Packing(Technique):
     Config = PackingConfig
-
-    @classmethod
-    def enabled(cls, config: Any) -> bool:
-        return config.pack > 1
+    switch = "pack"
 
     @classmethod
     def checks(cls, config: Any) -> list[tuple[str, bool, str]]:

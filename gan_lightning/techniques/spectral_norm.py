@@ -17,10 +17,7 @@ class SpectralNormConfig:
 
 class SpectralNorm(Technique):
     Config = SpectralNormConfig
-
-    @classmethod
-    def enabled(cls, config: Any) -> bool:
-        return config.spectral_norm_d
+    switch = "spectral_norm_d"
 
     def setup(self, model: Any) -> None:
         spectral_norm_all(model.discriminator)

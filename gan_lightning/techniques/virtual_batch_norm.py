@@ -23,10 +23,7 @@ class VirtualBatchNormConfig:
 
 class VirtualBatchNorm(Technique):
     Config = VirtualBatchNormConfig
-
-    @classmethod
-    def enabled(cls, config: Any) -> bool:
-        return config.virtual_batch_norm
+    switch = "virtual_batch_norm"
 
     @classmethod
     def checks(cls, config: Any) -> list[tuple[str, bool, str]]:

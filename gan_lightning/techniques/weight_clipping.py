@@ -18,10 +18,7 @@ class WeightClippingConfig:
 
 class WeightClipping(Technique):
     Config = WeightClippingConfig
-
-    @classmethod
-    def enabled(cls, config: Any) -> bool:
-        return config.weight_clip is not None
+    switch = "weight_clip"
 
     @classmethod
     def checks(cls, config: Any) -> list[tuple[str, bool, str]]:

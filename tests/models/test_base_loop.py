@@ -341,3 +341,14 @@ def test_a_non_finite_gradient_under_a_finite_loss_skips_the_update(cls) -> None
     assert torch.isfinite(after_third).all()
     opt_d = trainer.optimizers[0]
     assert opt_d.state[weight]["step"] == 4  # 5 batches, one update skipped
+
+
+def test_the_guards_finite_check_catches_nan_inf_and_their_mixtures() -> None:
+    from gan_lightning.engine import all_finite
+
+    finite = [torch.tensor([1.0, -2.0]), torch.full((3, 3), 1e30)]  # large but summable
+    assert all_finite(finite)
+    assert not all_finite([*finite, torch.tensor([0.0, float("nan")])])
+    assert not all_finite([torch.tensor([float("inf"), 1.0])])
+    assert not all_finite([torch.tensor([float("inf"), float("-inf")])])  # their sum is NaN: still caught
+    assert not all_finite([torch.tensor(float("-inf"), dtype=torch.bfloat16)])
