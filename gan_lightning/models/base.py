@@ -412,5 +412,6 @@ class AdversarialModule(L.LightningModule, abc.ABC):
 
     def on_train_start(self) -> None:
         self._batch_count = None  # re-read: a checkpoint may have been loaded since
+        self.engine.start_fit(self)
         self.exact_resume.at_train_start(self)
 

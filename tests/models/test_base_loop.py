@@ -158,6 +158,7 @@ def test_grad_scaler_overflow_skips_are_not_divergence(cls) -> None:
     model = cls({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "max_nonfinite_batches": 1}, (2,))
     scaler = fit_16_mixed(model, steps=6, init_scale=2.0**40)
     assert model.engine.amp_skipped_steps == 12 and scaler.get_scale() == 2.0**28  # 6 D + 6 G updates skipped
+    assert not model.engine._direct  # the scaler lives in Lightning's wrappers
     # The guard (which allows 1) never tripped.
     assert model.engine.skipped_steps == 0 and model.engine.nonfinite_streak == 0
 
@@ -298,16 +299,23 @@ def fit_with(model: L.LightningModule, callbacks: list[L.Callback], steps: int =
     return trainer
 
 
-def test_callbacks_see_every_update_and_batches_are_counted_once() -> None:
-    """Every backward and every optimizer step goes through Lightning's hooks (a callback sees all 7 updates of 5
-    batches with G every 2nd), while global_step counts batches."""
-    model = VanillaGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "n_critic": 2, "grad_clip_d": 0.05},
-                       (2,))
+def test_direct_updates_equal_lightnings_wrapped_path_bit_for_bit() -> None:
+    """One device, 32-bit, no hook on backward or the step: the engine calls backward and the optimizer itself. The
+    result must equal Lightning's path exactly, and every counter (global step, batches) must advance the same; a
+    callback on backward brings the wrappers back, and sees every update (7 of 5 batches with G every 2nd)."""
+    config = {"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "n_critic": 2, "grad_clip_d": 0.05}
+    direct, wrapped = VanillaGAN(config, (2,)), VanillaGAN(config, (2,))
+    wrapped.load_state_dict(direct.state_dict())
     counter = BackwardCounter()
-    trainer = fit_with(model, [counter])
+    direct_trainer, wrapped_trainer = fit_with(direct, []), fit_with(wrapped, [counter])
+    assert direct.engine._direct and not wrapped.engine._direct
     assert counter.calls == ["backward", "step"] * 7
-    assert trainer.global_step == 5 and int(model.batches_seen) == 5
-    assert {int(s["step"]) for s in trainer.optimizers[0].state.values()} == {5}  # D: every batch
+    assert direct_trainer.global_step == wrapped_trainer.global_step == 5
+    assert int(direct.batches_seen) == int(wrapped.batches_seen) == 5
+    for a, b in zip(direct.state_dict().values(), wrapped.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    for opt_a, opt_b in zip(direct_trainer.optimizers, wrapped_trainer.optimizers, strict=True):
+        assert [s["step"] for s in opt_a.state.values()] == [s["step"] for s in opt_b.state.values()]
 
 
 class BackwardHookGAN(VanillaGAN):
@@ -315,10 +323,10 @@ class BackwardHookGAN(VanillaGAN):
         self.backward_calls = getattr(self, "backward_calls", 0) + 1
 
 
-def test_a_module_hook_on_backward_sees_every_update() -> None:
+def test_a_module_hook_on_backward_keeps_the_wrappers() -> None:
     model = BackwardHookGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2}, (2,))
     fit_with(model, [], steps=3)
-    assert model.backward_calls == 6
+    assert not model.engine._direct and model.backward_calls == 6
 
 
 @pytest.mark.parametrize("cls", [VanillaGAN, FusedAdamGAN], ids=["adam", "fused-adam"])
