@@ -13,6 +13,7 @@ The resolution is the data's (a power of two >= 8: resize 28x28 digits with ``da
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,6 +107,13 @@ class StyleGAN2(LatentGAN):
             for scheduler in built[1]:
                 scheduler.base_lrs = [group["initial_lr"] for group in scheduler.optimizer.param_groups]
         return built
+
+    def eval_samples(self, n: int, batch_size: int, seed: int, datamodule: Any = None,
+                     shard: tuple[int, int] = (0, 1)) -> Iterator[Tensor]:
+        """As LatentGAN's, clamped to [-1, 1]: G's output is linear, and the reference's metrics also see its
+        images clamped (quantised to uint8)."""
+        for images in super().eval_samples(n, batch_size, seed, datamodule, shard):
+            yield images.clamp(-1.0, 1.0)
 
 
 @register_model("cstylegan2")

@@ -197,3 +197,12 @@ def test_checkpoint_round_trip_restores_w_avg_and_pl_mean(tmp_path: Path) -> Non
 def test_image_sizes_it_cannot_model_are_refused() -> None:
     with pytest.raises(ConfigError, match="power-of-two"):
         StyleGAN2(TINY, (1, 28, 28))
+
+
+def test_metrics_see_images_clamped_to_data_space() -> None:
+    model = tiny()
+    with torch.no_grad():
+        model.generator.synthesis.torgbs[-1].bias.fill_(3.0)  # the linear output leaves [-1, 1]
+    assert model.generate(torch.randn(4, 8)).max() > 1
+    samples = torch.cat(list(model.eval_samples(6, 4, seed=0)))
+    assert samples.shape == (6, *SHAPE) and samples.max() == 1.0 and samples.min() >= -1.0
