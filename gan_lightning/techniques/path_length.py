@@ -1,12 +1,12 @@
 """Lazy path length regularisation (Karras et al. 2020, section 3.2): a fixed-size step in w should move the image
 by a fixed amount, whatever w.
 
-On every ``pl_interval``-th batch (count 0, 4, 8, ...) G gains pl_weight * interval * mean (|J_w^T y| - a)^2, with
-J_w the Jacobian of the synthesis at ws (per-layer ws, style mixing included), y ~ N(0, I) / sqrt(H * W) an image
-of noise, |J_w^T y| averaged over layers as the reference does, and ``a`` the running mean of the lengths (EMA,
-``pl_decay``), kept on the model as the ``pl_mean`` buffer (checkpointed). The batch is N // ``pl_batch_shrink``
-fresh latents. The reference takes a separate G step for the regulariser; here the term is folded into that batch's
-G loss (the same gradients summed into one update).
+On every ``pl_interval``-th G update (0, 4, 8, ...; with n_critic = 1 these are batches 0, 4, 8, ...) G gains
+pl_weight * interval * mean (L - a)^2, with L = sqrt(mean over layers of |J_w^T y|^2) (the reference's per-sample
+length), J_w the Jacobian of the synthesis at the per-layer ws (style mixing included), y ~ N(0, I) / sqrt(H * W) an
+image of noise, and ``a`` the running mean of the lengths (EMA, ``pl_decay``), kept on the model as the ``pl_mean``
+buffer (checkpointed). The batch is N // ``pl_batch_shrink`` fresh latents. The reference takes a separate G step for
+the regulariser; here the term is folded into that batch's G loss (the same gradients summed into one update).
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ class PathLength(Technique):
 
     def generator_term(self, model: Any, batch: Any, fakes: Any) -> LossTerm | None:
         interval = self.config.pl_interval
-        if model.batch_count % interval:
+        g_step = (model.batch_count + 1) // self.config.n_critic - 1  # G updates before this one (n_critic >= 1)
+        if g_step % interval:
             return None
         n = max(1, batch.real.shape[0] // self.config.pl_batch_shrink)
         labels = batch.labels[:n] if batch.labels is not None else None

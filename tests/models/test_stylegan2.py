@@ -162,6 +162,25 @@ def test_path_length_term_on_its_batches_only_and_pl_mean_tracks_lengths() -> No
     name, value, weight = model.technique(PathLength).generator_term(model, batch, fakes)
     assert name == "pl" and weight == pytest.approx(2.0 * 4) and value.requires_grad
     assert 0 < model.pl_mean.item()  # moved from 0 by 1% of the mean length
+    # The value by hand, from the same random draws: lengths sqrt(mean_layers |J_w^T y|^2), a = pl_mean + 1% of the
+    # way to their mean, penalty mean (L - a)^2.
+    pl_mean = model.pl_mean.clone()
+    torch.manual_seed(7)
+    _, value, _ = model.technique(PathLength).generator_term(model, batch, fakes)
+    torch.manual_seed(7)
+    g = model.generator
+    ws = g.training_ws(model.sample_latent(4))  # batch 8 // pl_batch_shrink 2
+    images = g.synthesis(ws)
+    y = torch.randn_like(images) / 16  # sqrt(16 * 16)
+    (grads,) = torch.autograd.grad((images * y).sum(), ws)
+    lengths = grads.square().sum(2).mean(1).sqrt()
+    expected_mean = pl_mean + 0.01 * (lengths.mean() - pl_mean)
+    torch.testing.assert_close(model.pl_mean, expected_mean)
+    torch.testing.assert_close(value, (lengths - expected_mean).square().mean())
+    rhythm = tiny(n_critic=2)  # G updates on batches 1, 3, 5, ...: the term on G updates 0, 4, ... = batches 1, 9
+    hits = [count for count in range(1, 12, 2) if not setattr(rhythm, "_batch_count", count)
+            and rhythm.technique(PathLength).generator_term(rhythm, batch, rhythm.make_fakes(batch)) is not None]
+    assert hits == [1, 9]
     with pytest.raises(ConfigError, match="model.pl_decay"):
         tiny(pl_decay=0.0)
 
