@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     **dict.fromkeys(["AdversarialModule", "AdversarialConfig", "LatentGAN", "LatentGANConfig", "ImageTranslationModel",
                      "ImageTranslationConfig", "VanillaGAN", "DCGAN", "CGAN", "WGAN", "WGANGP", "SNGAN", "CycleGAN",
-                     "Pix2Pix"], "gan_lightning.models"),
+                     "Pix2Pix", "StyleGAN2", "CStyleGAN2"], "gan_lightning.models"),
     **dict.fromkeys(["MNISTDataModule", "DigitsDataModule", "CelebADataModule", "FolderDataModule",
                      "UnpairedDataModule", "PairedDataModule", "ToyDataModule"], "datamodules"),
     "SampleGrid": "gan_lightning.callbacks.samples",

@@ -76,6 +76,9 @@ def _data(experiment: str, raw, root: Path, monkeypatch) -> list[str]:
 def _model(raw) -> list[str]:
     if raw.model.name == "gan":
         return ["model.hidden_g=[8]", "model.hidden_d=[8]", "model.latent_dim=4"]
+    if raw.model.name == "stylegan2":
+        return ["model.latent_dim=8", "model.w_dim=8", "model.channel_base=64", "model.channel_max=8",
+                "model.mapping_layers=1"]
     latent = [] if raw.model.name in ("cyclegan", "pix2pix") else ["model.latent_dim=8"]
     return ["model.width_g=4", "model.width_d=4", *latent]
 

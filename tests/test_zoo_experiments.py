@@ -36,10 +36,11 @@ def test_the_zoo_list_covers_the_new_experiments() -> None:
     names = {p.stem for p in EXPERIMENTS_DIR.glob("*.yaml")}
     assert set(ZOO) <= names
     # dcgan_*: tests/test_cli.py; cyclegan_*: tests/test_translation.py; *_celeba: tests/test_celeba_experiments.py;
-    # pix2pix_*: tests/test_pix2pix.py
-    assert names - set(ZOO) <= {"dcgan_mnist", "dcgan_digits", "cyclegan_horse2zebra", "cyclegan_digits_invert",
-                                "dcgan_celeba", "wgan_gp_celeba", "sngan_celeba", "cgan_celeba", "pix2pix_facades",
-                                "pix2pix_edges2digits"}, "a new experiment YAML needs a smoke test"
+    # pix2pix_*: tests/test_pix2pix.py; stylegan2_digits: test_stylegan2_digits_trains_from_the_cli below
+    assert names - set(ZOO) <= {"dcgan_mnist", "dcgan_digits", "stylegan2_digits", "cyclegan_horse2zebra",
+                                "cyclegan_digits_invert", "dcgan_celeba", "wgan_gp_celeba", "sngan_celeba",
+                                "cgan_celeba", "pix2pix_facades", "pix2pix_edges2digits"}, \
+        "a new experiment YAML needs a smoke test"
 
 
 @pytest.mark.parametrize("experiment", ZOO)
@@ -55,3 +56,17 @@ def test_experiment_trains_one_d_and_g_step(experiment: str, fake_mnist: Path, t
         assert 0 <= scores["modes_captured"] <= (8 if "ring" in experiment else 25) and "spread_ratio" in scores
         assert sorted((run / "modes").glob("*.png"))
         assert any(r.get("val/modes_captured") for r in rows) and any(r.get("val/high_quality_pct") for r in rows)
+
+
+def test_stylegan2_digits_trains_from_the_cli(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    tiny_widths = ["model.latent_dim=8", "model.w_dim=8", "model.channel_base=64", "model.channel_max=8",
+                   "model.mapping_layers=1"]
+    assert main(["train", "stylegan2_digits", "trainer.max_steps=2", f"run.dir={run}", "run.quiet=true",
+                 "trainer.log_every_n_steps=1", "callbacks.samples.every_n_steps=1000", "callbacks.samples.n=16",
+                 "data.batch_size=8", "data.limit=64", "callbacks.metrics.enabled=false", *tiny_widths]) == 0
+    assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "samples").is_dir()
+    rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
+    # Batch 0 is a lazy-regularisation batch of both players (R1 every 16, path length every 4), batch 1 is not.
+    assert [bool(r.get("train/r1")) for r in rows if r.get("train/d_loss")] == [True, False]
+    assert [bool(r.get("train/pl")) for r in rows if r.get("train/g_loss")] == [True, False]

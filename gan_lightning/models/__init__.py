@@ -8,10 +8,11 @@ from gan_lightning.models.gan import VanillaGAN
 from gan_lightning.models.latent import LatentBatch, LatentGAN, LatentGANConfig
 from gan_lightning.models.pix2pix import Pix2Pix
 from gan_lightning.models.sngan import SNGAN
+from gan_lightning.models.stylegan2 import CStyleGAN2, StyleGAN2
 from gan_lightning.models.translation import ImageTranslationConfig, ImageTranslationModel
 from gan_lightning.models.wgan import WGAN
 from gan_lightning.models.wgan_gp import WGANGP
 
-__all__ = ["CGAN", "DCGAN", "SNGAN", "WGAN", "WGANGP", "AdversarialConfig", "AdversarialModule", "CycleGAN",
-           "ImageTranslationConfig", "ImageTranslationModel", "LatentBatch", "LatentGAN", "LatentGANConfig", "Pix2Pix",
-           "Preview", "VanillaGAN"]
+__all__ = ["CGAN", "DCGAN", "SNGAN", "WGAN", "WGANGP", "AdversarialConfig", "AdversarialModule", "CStyleGAN2",
+           "CycleGAN", "ImageTranslationConfig", "ImageTranslationModel", "LatentBatch", "LatentGAN", "LatentGANConfig",
+           "Pix2Pix", "Preview", "StyleGAN2", "VanillaGAN"]
