@@ -132,3 +132,146 @@ def test_dry_run_on_a_valid_config_prints_it_and_writes_nothing(files, tmp_path:
     out = capsys.readouterr().out
     assert "max_steps: 4" in out and "width_g: 4" in out
     assert not run.exists()
+
+
+# Outputs (gan_lightning.outputs): never over a file the command reads, never a directory, within what the output
+# can hold. Each is the exact line, and the user's files (everything the `files` fixture made) stay byte-for-byte.
+OUTPUT_CASES = [
+    (["sample", "{ckpt}", "--out", "{ckpt}"],
+     "--out {ckpt} is the checkpoint {ckpt}, which this command reads: choose another --out"),
+    (["sample", "{ckpt_pt}", "--out", "{ckpt_pt}"],
+     "--out {ckpt_pt} is the checkpoint {ckpt_pt}, which this command reads: choose another --out"),
+    (["sample", "{ckpt_pt}", "--out", "{data}/../model.pt"],
+     "--out {data}/../model.pt is the checkpoint {ckpt_pt}, which this command reads: choose another --out"),
+    (["sample", "{ckpt_pt}", "--out", "{ckpt_link}"],
+     "--out {ckpt_link} is the checkpoint {ckpt_pt}, which this command reads: choose another --out"),
+    (["sample", "{ckpt_link}", "--out", "{ckpt_pt}"],
+     "--out {ckpt_pt} is the checkpoint {ckpt_link}, which this command reads: choose another --out"),
+    (["sample", "{ckpt_pt}", "--out", "{hard_link}"],
+     "--out {hard_link} is the checkpoint {ckpt_pt}, which this command reads: choose another --out"),
+    (["sample", "{ckpt}", "--out", "{dir_png}"], "--out {dir_png} is a directory; give a file name, e.g. "
+     "{dir_png}/out.png"),
+    (["sample", "{ckpt}", "--out", "{tmp}"], "--out {tmp} is a directory; give a file name, e.g. {tmp}/out.png"),
+    (["sample", "{ckpt}", "--nrow", "0", "--out", "{tmp}/x.png"], "--nrow must be >= 1, got 0"),
+    (["sample", "{ckpt}", "--nrow", "-3", "--out", "{tmp}/x.png"], "--nrow must be >= 1, got -3"),
+    (["sample", "{ckpt}", "--n", "-5", "--out", "{tmp}/x.png"], "--n must be >= 1, got -5"),
+    (["sample", "{ckpt}", "--n", "10000000", "--out", "{tmp}/x.pt"],
+     "--n: 10000000 samples of shape (1, 28, 28) make a 29.2 GiB tensor; a .pt output holds at most 4 GiB "
+     "(torch.load reads it whole): draw fewer per file, with different --seed values"),
+    (["sample", "{ckpt}", "--n", "10000000", "--out", "{tmp}/x.png"],
+     "--n: a grid of 10,000,000 samples, 8 a row (--nrow), would be 242 x 37,500,002 pixels; a grid image has at "
+     "most 89,478,485 pixels and 65,535 a side: lower --n or write a .pt"),
+    (["sample", "{ckpt}", "--n", "200000", "--nrow", "500", "--out", "{tmp}/x.png"],
+     "--n: a grid of 200,000 samples, 500 a row (--nrow), would be 15,002 x 12,002 pixels; a grid image has at "
+     "most 89,478,485 pixels and 65,535 a side: lower --n or write a .pt"),
+    (["evaluate", "{ckpt}", "--n", "1", "--metrics", "fid"],
+     "--n must be >= 2 (fid estimates a covariance from the samples), got 1"),
+    (["evaluate", "{ckpt}", "--n", "0", "--metrics", "kid"], "--n must be >= 2 (kid compares pairs of samples), got 0"),
+    (["evaluate", "{ckpt}", "--n", "8", "--metrics", "is"], "--n must be >= 10 (is scores 10 splits of the samples), "
+     "got 8"),
+    (["evaluate", "{ckpt}", "--n", "8"], "--n must be >= 10 (is scores 10 splits of the samples), got 8"),  # fid,is,kid
+    (["translate", "{ckpt}", "--input", "{images}", "--out", "{images}"],
+     "--out {images} is the --input folder {images}: the outputs would be written among its files; choose a folder "
+     "outside it"),
+    (["translate", "{ckpt}", "--input", "{images}", "--out", "{images}/../images"],
+     "--out {images}/../images is the --input folder {images}: the outputs would be written among its files; choose "
+     "a folder outside it"),
+    (["translate", "{ckpt}", "--input", "{images}", "--out", "{images_link}"],
+     "--out {images_link} is the --input folder {images}: the outputs would be written among its files; choose a "
+     "folder outside it"),
+    (["translate", "{ckpt}", "--input", "{images_link}", "--out", "{images}"],
+     "--out {images} is the --input folder {images_link}: the outputs would be written among its files; choose a "
+     "folder outside it"),
+    (["translate", "{ckpt}", "--input", "{images}", "--out", "{images}/translated"],
+     "--out {images}/translated is inside the --input folder {images}: the outputs would be written among its "
+     "files; choose a folder outside it"),
+    (["translate", "{ckpt}", "--input", "{linked_images}", "--out", "{link_targets}"],
+     "--out {link_targets}/000.png is the input image {linked_images}/000.png, which this command reads: choose "
+     "another --out"),
+]
+
+
+@pytest.fixture(scope="module")
+def user_files(files: dict[str, Path]) -> dict[str, Path]:
+    """Beside the `files` fixture's: a checkpoint named .pt with a symlink and a hard link to it, a directory named
+    like an image, a folder of images and a symlink to it, and a folder whose images are symlinks into another."""
+    from PIL import Image
+
+    root = files["ckpt"].parents[2]
+    paths = {**files, "ckpt_pt": root / "model.pt", "ckpt_link": root / "link.pt", "hard_link": root / "hard.pt",
+             "dir_png": root / "grid.png", "images": root / "images", "images_link": root / "images_link",
+             "linked_images": root / "linked_images", "link_targets": root / "link_targets"}
+    if not paths["ckpt_pt"].exists():
+        paths["ckpt_pt"].write_bytes(files["ckpt"].read_bytes())
+        paths["ckpt_link"].symlink_to(paths["ckpt_pt"])
+        os.link(paths["ckpt_pt"], paths["hard_link"])
+        paths["dir_png"].mkdir()
+        for folder in ("images", "link_targets", "linked_images"):
+            paths[folder].mkdir()
+        for index in range(3):
+            Image.new("L", (8, 8), 40 * index).save(paths["images"] / f"{index:03d}.png")
+            Image.new("L", (8, 8), 50 * index).save(paths["link_targets"] / f"{index:03d}.png")
+            (paths["linked_images"] / f"{index:03d}.png").symlink_to(paths["link_targets"] / f"{index:03d}.png")
+        paths["images_link"].symlink_to(paths["images"])
+    return paths
+
+
+def snapshot(root: Path) -> dict[str, object]:
+    """Every entry under ``root`` (links not followed): a file's bytes, a link's target, or "dir"."""
+    entries: dict[str, object] = {}
+    for folder, dirs, names in os.walk(root):
+        for name in dirs + names:
+            path = Path(folder) / name
+            key = str(path.relative_to(root))
+            entries[key] = (os.readlink(path) if path.is_symlink() else "dir" if path.is_dir() else path.read_bytes())
+    return entries
+
+
+@pytest.mark.parametrize("command, line", OUTPUT_CASES, ids=[" ".join(c[0][:1] + c[0][2:]) for c in OUTPUT_CASES])
+def test_outputs_never_replace_what_a_command_reads(command, line, user_files, tmp_path: Path, capsys) -> None:
+    root = user_files["ckpt"].parents[2]
+    before = snapshot(root)
+    assert main([_fill(part, user_files, tmp_path) for part in command]) == 1
+    assert capsys.readouterr().err == f"error: {_fill(line, user_files, tmp_path)}\n"
+    assert snapshot(root) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _sample_while_the_writer_is_killed(ckpt: Path, out: Path, monkeypatch) -> int:
+    """`sample` with a writer that writes half a file and is interrupted (Ctrl-C mid-save)."""
+    def killed_save(obj, file, *args, **kwargs):
+        file.write(b"half a tensor")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed_save)
+    return main(["sample", str(ckpt), "--n", "4", "--out", str(out)])
+
+
+def test_an_interrupted_sample_leaves_the_old_file_or_none(files, tmp_path: Path, monkeypatch, capsys) -> None:
+    with monkeypatch.context() as patch:
+        assert _sample_while_the_writer_is_killed(files["ckpt"], tmp_path / "new.pt", patch) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no 0-byte or partial file, no temporary
+    (tmp_path / "old.pt").write_bytes(b"the user's earlier samples")
+    with monkeypatch.context() as patch:
+        assert _sample_while_the_writer_is_killed(files["ckpt"], tmp_path / "old.pt", patch) == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.pt"]
+    assert (tmp_path / "old.pt").read_bytes() == b"the user's earlier samples"
+
+
+def test_sample_generates_in_batches_with_the_models_draws(files, tmp_path: Path, monkeypatch) -> None:
+    """Batches of SAMPLE_BATCH: up to one batch the samples are the model's draw_samples; beyond, the latents of the
+    later batches follow from the same seeded generator."""
+    from gan_lightning import cli
+    from gan_lightning.loading import load_model
+
+    model = load_model(files["ckpt"])
+    assert main(["sample", str(files["ckpt"]), "--n", "10", "--seed", "4", "--out", str(tmp_path / "one.pt")]) == 0
+    monkeypatch.setattr(cli, "SAMPLE_BATCH", 4)
+    assert main(["sample", str(files["ckpt"]), "--n", "10", "--seed", "4", "--out", str(tmp_path / "batched.pt")]) == 0
+    one, batched = (torch.load(tmp_path / name, weights_only=True) for name in ("one.pt", "batched.pt"))
+    assert torch.equal(one, model.draw_samples(10, 4))
+    assert batched.shape == one.shape and torch.equal(batched[:4], model.draw_samples(4, 4))
+    generator = torch.Generator().manual_seed(4)
+    z = torch.cat([model.sample_latent(size, generator) for size in (4, 4, 2)])
+    torch.testing.assert_close(batched, model.generate(z))  # one forward of 10: equal up to rounding
