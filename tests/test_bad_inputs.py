@@ -275,3 +275,64 @@ def test_sample_generates_in_batches_with_the_models_draws(files, tmp_path: Path
     generator = torch.Generator().manual_seed(4)
     z = torch.cat([model.sample_latent(size, generator) for size in (4, 4, 2)])
     torch.testing.assert_close(batched, model.generate(z))  # one forward of 10: equal up to rounding
+
+
+def _user_dataset(root: Path, splits: tuple[str, ...]) -> None:
+    from PIL import Image
+
+    for split in splits:
+        (root / split).mkdir(parents=True)
+        for index in range(2):
+            Image.new("L", (28, 28), 60 + index).save(root / split / f"{index:04d}.png")  # the writer's names
+
+
+@pytest.mark.parametrize("contents, listed", [
+    (("trainA", "trainB", "testA"), "testA, trainA, trainB"),
+    (("testB",), "testB"),
+    (("notes.txt",), "notes.txt"),
+    (("a", "b", "c", "d", "e", "trainA"), "a, b, c, d and 2 more"),
+])
+def test_digits_invert_download_never_replaces_a_users_files(contents, listed, tmp_path: Path, capsys) -> None:
+    root = tmp_path / "digits"
+    root.mkdir()
+    _user_dataset(root, tuple(name for name in contents if "." not in name))
+    for name in contents:
+        if "." in name:
+            (root / name).write_text("the user's notes")
+    before = snapshot(root)
+    run = tmp_path / "run"
+    assert main(["train", "cyclegan_digits_invert", f"data.root={root}", f"run.dir={run}", "trainer.max_steps=1",
+                 "--quiet"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: data.root: {root} already holds {listed}; data.download=true writes the digits_invert task only "
+        "into an empty or new folder: point data.root elsewhere, or set data.download=false to use what is there\n")
+    assert snapshot(root) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits"]  # no run, no scratch folder
+
+
+def test_digits_invert_is_written_whole_into_an_empty_root_or_not_at_all(tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+
+    from datamodules.unpaired import write_digits_invert
+    from gan_lightning import data_io
+
+    digits = torch.arange(40, dtype=torch.uint8).reshape(40, 1, 1, 1).expand(40, 1, 28, 28).clone()
+    monkeypatch.setattr(data_io, "load_digits", lambda: (digits, torch.zeros(40)))
+    root = tmp_path / "empty"
+    root.mkdir()
+    write_digits_invert(root)
+    assert sorted(p.name for p in root.iterdir()) == ["testA", "testB", "trainA", "trainB"]
+    assert len(list((root / "trainA").iterdir())) == 40  # this small set: all 40 digits are train A
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # the scratch folder was renamed into place
+    saved, calls = Image.Image.save, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return saved(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_digits_invert(tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # no partial dataset, no scratch folder
