@@ -134,21 +134,25 @@ def test_dry_run_on_a_valid_config_prints_it_and_writes_nothing(files, tmp_path:
     assert not run.exists()
 
 
+def _reads(out: str, what: str, path: str) -> str:
+    return f"--out {out} is {what} {path}, which this command reads: choose another --out"
+
+
+def _input_folder(out: str, folder: str, where: str = "is") -> str:
+    return (f"--out {out} {where} the --input folder {folder}: the outputs would be written among its files; choose "
+            "a folder outside it")
+
+
 # Outputs (gan_lightning.outputs): never over a file the command reads, never a directory, within what the output
 # can hold. Each is the exact line, and the user's files (everything the `files` fixture made) stay byte-for-byte.
 OUTPUT_CASES = [
-    (["sample", "{ckpt}", "--out", "{ckpt}"],
-     "--out {ckpt} is the checkpoint {ckpt}, which this command reads: choose another --out"),
-    (["sample", "{ckpt_pt}", "--out", "{ckpt_pt}"],
-     "--out {ckpt_pt} is the checkpoint {ckpt_pt}, which this command reads: choose another --out"),
+    (["sample", "{ckpt}", "--out", "{ckpt}"], _reads("{ckpt}", "the checkpoint", "{ckpt}")),
+    (["sample", "{ckpt_pt}", "--out", "{ckpt_pt}"], _reads("{ckpt_pt}", "the checkpoint", "{ckpt_pt}")),
     (["sample", "{ckpt_pt}", "--out", "{data}/../model.pt"],
-     "--out {data}/../model.pt is the checkpoint {ckpt_pt}, which this command reads: choose another --out"),
-    (["sample", "{ckpt_pt}", "--out", "{ckpt_link}"],
-     "--out {ckpt_link} is the checkpoint {ckpt_pt}, which this command reads: choose another --out"),
-    (["sample", "{ckpt_link}", "--out", "{ckpt_pt}"],
-     "--out {ckpt_pt} is the checkpoint {ckpt_link}, which this command reads: choose another --out"),
-    (["sample", "{ckpt_pt}", "--out", "{hard_link}"],
-     "--out {hard_link} is the checkpoint {ckpt_pt}, which this command reads: choose another --out"),
+     _reads("{data}/../model.pt", "the checkpoint", "{ckpt_pt}")),
+    (["sample", "{ckpt_pt}", "--out", "{ckpt_link}"], _reads("{ckpt_link}", "the checkpoint", "{ckpt_pt}")),
+    (["sample", "{ckpt_link}", "--out", "{ckpt_pt}"], _reads("{ckpt_pt}", "the checkpoint", "{ckpt_link}")),
+    (["sample", "{ckpt_pt}", "--out", "{hard_link}"], _reads("{hard_link}", "the checkpoint", "{ckpt_pt}")),
     (["sample", "{ckpt}", "--out", "{dir_png}"], "--out {dir_png} is a directory; give a file name, e.g. "
      "{dir_png}/out.png"),
     (["sample", "{ckpt}", "--out", "{tmp}"], "--out {tmp} is a directory; give a file name, e.g. {tmp}/out.png"),
@@ -170,24 +174,17 @@ OUTPUT_CASES = [
     (["evaluate", "{ckpt}", "--n", "8", "--metrics", "is"], "--n must be >= 10 (is scores 10 splits of the samples), "
      "got 8"),
     (["evaluate", "{ckpt}", "--n", "8"], "--n must be >= 10 (is scores 10 splits of the samples), got 8"),  # fid,is,kid
-    (["translate", "{ckpt}", "--input", "{images}", "--out", "{images}"],
-     "--out {images} is the --input folder {images}: the outputs would be written among its files; choose a folder "
-     "outside it"),
+    (["translate", "{ckpt}", "--input", "{images}", "--out", "{images}"], _input_folder("{images}", "{images}")),
     (["translate", "{ckpt}", "--input", "{images}", "--out", "{images}/../images"],
-     "--out {images}/../images is the --input folder {images}: the outputs would be written among its files; choose "
-     "a folder outside it"),
+     _input_folder("{images}/../images", "{images}")),
     (["translate", "{ckpt}", "--input", "{images}", "--out", "{images_link}"],
-     "--out {images_link} is the --input folder {images}: the outputs would be written among its files; choose a "
-     "folder outside it"),
+     _input_folder("{images_link}", "{images}")),
     (["translate", "{ckpt}", "--input", "{images_link}", "--out", "{images}"],
-     "--out {images} is the --input folder {images_link}: the outputs would be written among its files; choose a "
-     "folder outside it"),
+     _input_folder("{images}", "{images_link}")),
     (["translate", "{ckpt}", "--input", "{images}", "--out", "{images}/translated"],
-     "--out {images}/translated is inside the --input folder {images}: the outputs would be written among its "
-     "files; choose a folder outside it"),
+     _input_folder("{images}/translated", "{images}", "is inside")),
     (["translate", "{ckpt}", "--input", "{linked_images}", "--out", "{link_targets}"],
-     "--out {link_targets}/000.png is the input image {linked_images}/000.png, which this command reads: choose "
-     "another --out"),
+     _reads("{link_targets}/000.png", "the input image", "{linked_images}/000.png")),
 ]
 
 
