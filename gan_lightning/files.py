@@ -62,6 +62,26 @@ def atomic_torch_save(obj: Any, path: str | Path) -> None:
     atomic_write(path, lambda file: torch.save(obj, file))
 
 
+def write_new_folder(root: str | Path, write: Callable[[Path], Any]) -> None:
+    """``write(scratch)`` fills a scratch folder beside ``root``, which is then renamed to ``root``: an interrupted
+    write leaves no partial folder under ``root``'s name (nor a scratch folder, unless killed). ``root`` must be
+    missing or an empty folder; callers refuse anything else before calling."""
+    import shutil
+
+    root = Path(root)
+    scratch = root.parent / f".{root.name}.partial"
+    shutil.rmtree(scratch, ignore_errors=True)  # left by a killed writer
+    scratch.mkdir(parents=True)
+    try:
+        write(scratch)
+        if root.is_dir():
+            root.rmdir()  # empty (an OSError, and nothing replaced, if files arrived meanwhile)
+        scratch.rename(root)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
 def remove_stale_temporaries(directory: str | Path) -> None:
     """Delete temporary files that a writer killed mid-save left behind."""
     directory = Path(directory)

@@ -132,3 +132,204 @@ def test_dry_run_on_a_valid_config_prints_it_and_writes_nothing(files, tmp_path:
     out = capsys.readouterr().out
     assert "max_steps: 4" in out and "width_g: 4" in out
     assert not run.exists()
+
+
+def _reads(out: str, what: str, path: str) -> str:
+    return f"--out {out} is {what} {path}, which this command reads: choose another --out"
+
+
+def _input_folder(out: str, folder: str, where: str = "is") -> str:
+    return (f"--out {out} {where} the --input folder {folder}: the outputs would be written among its files; choose "
+            "a folder outside it")
+
+
+# Outputs (gan_lightning.outputs): never over a file the command reads, never a directory, within what the output
+# can hold. Each is the exact line, and the user's files (everything the `files` fixture made) stay byte-for-byte.
+OUTPUT_CASES = [
+    (["sample", "{ckpt}", "--out", "{ckpt}"], _reads("{ckpt}", "the checkpoint", "{ckpt}")),
+    (["sample", "{ckpt_pt}", "--out", "{ckpt_pt}"], _reads("{ckpt_pt}", "the checkpoint", "{ckpt_pt}")),
+    (["sample", "{ckpt_pt}", "--out", "{data}/../model.pt"],
+     _reads("{data}/../model.pt", "the checkpoint", "{ckpt_pt}")),
+    (["sample", "{ckpt_pt}", "--out", "{ckpt_link}"], _reads("{ckpt_link}", "the checkpoint", "{ckpt_pt}")),
+    (["sample", "{ckpt_link}", "--out", "{ckpt_pt}"], _reads("{ckpt_pt}", "the checkpoint", "{ckpt_link}")),
+    (["sample", "{ckpt_pt}", "--out", "{hard_link}"], _reads("{hard_link}", "the checkpoint", "{ckpt_pt}")),
+    (["sample", "{ckpt}", "--out", "{dir_png}"], "--out {dir_png} is a directory; give a file name, e.g. "
+     "{dir_png}/out.png"),
+    (["sample", "{ckpt}", "--out", "{tmp}"], "--out {tmp} is a directory; give a file name, e.g. {tmp}/out.png"),
+    (["sample", "{ckpt}", "--nrow", "0", "--out", "{tmp}/x.png"], "--nrow must be >= 1, got 0"),
+    (["sample", "{ckpt}", "--nrow", "-3", "--out", "{tmp}/x.png"], "--nrow must be >= 1, got -3"),
+    (["sample", "{ckpt}", "--n", "-5", "--out", "{tmp}/x.png"], "--n must be >= 1, got -5"),
+    (["sample", "{ckpt}", "--n", "10000000", "--out", "{tmp}/x.pt"],
+     "--n: 10000000 samples of shape (1, 28, 28) make a 29.2 GiB tensor; a .pt output holds at most 4 GiB "
+     "(torch.load reads it whole): draw fewer per file, with different --seed values"),
+    (["sample", "{ckpt}", "--n", "10000000", "--out", "{tmp}/x.png"],
+     "--n: a grid of 10,000,000 samples, 8 a row (--nrow), would be 242 x 37,500,002 pixels; a grid image has at "
+     "most 89,478,485 pixels and 65,535 a side: lower --n or write a .pt"),
+    (["sample", "{ckpt}", "--n", "200000", "--nrow", "500", "--out", "{tmp}/x.png"],
+     "--n: a grid of 200,000 samples, 500 a row (--nrow), would be 15,002 x 12,002 pixels; a grid image has at "
+     "most 89,478,485 pixels and 65,535 a side: lower --n or write a .pt"),
+    (["evaluate", "{ckpt}", "--n", "1", "--metrics", "fid"],
+     "--n must be >= 2 (fid estimates a covariance from the samples), got 1"),
+    (["evaluate", "{ckpt}", "--n", "0", "--metrics", "kid"], "--n must be >= 2 (kid compares pairs of samples), got 0"),
+    (["evaluate", "{ckpt}", "--n", "8", "--metrics", "is"], "--n must be >= 10 (is scores 10 splits of the samples), "
+     "got 8"),
+    (["evaluate", "{ckpt}", "--n", "8"], "--n must be >= 10 (is scores 10 splits of the samples), got 8"),  # fid,is,kid
+    (["translate", "{ckpt}", "--input", "{images}", "--out", "{images}"], _input_folder("{images}", "{images}")),
+    (["translate", "{ckpt}", "--input", "{images}", "--out", "{images}/../images"],
+     _input_folder("{images}/../images", "{images}")),
+    (["translate", "{ckpt}", "--input", "{images}", "--out", "{images_link}"],
+     _input_folder("{images_link}", "{images}")),
+    (["translate", "{ckpt}", "--input", "{images_link}", "--out", "{images}"],
+     _input_folder("{images}", "{images_link}")),
+    (["translate", "{ckpt}", "--input", "{images}", "--out", "{images}/translated"],
+     _input_folder("{images}/translated", "{images}", "is inside")),
+    (["translate", "{ckpt}", "--input", "{linked_images}", "--out", "{link_targets}"],
+     _reads("{link_targets}/000.png", "the input image", "{linked_images}/000.png")),
+]
+
+
+@pytest.fixture(scope="module")
+def user_files(files: dict[str, Path]) -> dict[str, Path]:
+    """Beside the `files` fixture's: a checkpoint named .pt with a symlink and a hard link to it, a directory named
+    like an image, a folder of images and a symlink to it, and a folder whose images are symlinks into another."""
+    from PIL import Image
+
+    root = files["ckpt"].parents[2]
+    paths = {**files, "ckpt_pt": root / "model.pt", "ckpt_link": root / "link.pt", "hard_link": root / "hard.pt",
+             "dir_png": root / "grid.png", "images": root / "images", "images_link": root / "images_link",
+             "linked_images": root / "linked_images", "link_targets": root / "link_targets"}
+    if not paths["ckpt_pt"].exists():
+        paths["ckpt_pt"].write_bytes(files["ckpt"].read_bytes())
+        paths["ckpt_link"].symlink_to(paths["ckpt_pt"])
+        os.link(paths["ckpt_pt"], paths["hard_link"])
+        paths["dir_png"].mkdir()
+        for folder in ("images", "link_targets", "linked_images"):
+            paths[folder].mkdir()
+        for index in range(3):
+            Image.new("L", (8, 8), 40 * index).save(paths["images"] / f"{index:03d}.png")
+            Image.new("L", (8, 8), 50 * index).save(paths["link_targets"] / f"{index:03d}.png")
+            (paths["linked_images"] / f"{index:03d}.png").symlink_to(paths["link_targets"] / f"{index:03d}.png")
+        paths["images_link"].symlink_to(paths["images"])
+    return paths
+
+
+def snapshot(root: Path) -> dict[str, object]:
+    """Every entry under ``root`` (links not followed): a file's bytes, a link's target, or "dir"."""
+    entries: dict[str, object] = {}
+    for folder, dirs, names in os.walk(root):
+        for name in dirs + names:
+            path = Path(folder) / name
+            key = str(path.relative_to(root))
+            entries[key] = (os.readlink(path) if path.is_symlink() else "dir" if path.is_dir() else path.read_bytes())
+    return entries
+
+
+@pytest.mark.parametrize("command, line", OUTPUT_CASES, ids=[" ".join(c[0][:1] + c[0][2:]) for c in OUTPUT_CASES])
+def test_outputs_never_replace_what_a_command_reads(command, line, user_files, tmp_path: Path, capsys) -> None:
+    root = user_files["ckpt"].parents[2]
+    before = snapshot(root)
+    assert main([_fill(part, user_files, tmp_path) for part in command]) == 1
+    assert capsys.readouterr().err == f"error: {_fill(line, user_files, tmp_path)}\n"
+    assert snapshot(root) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def _sample_while_the_writer_is_killed(ckpt: Path, out: Path, monkeypatch) -> int:
+    """`sample` with a writer that writes half a file and is interrupted (Ctrl-C mid-save)."""
+    def killed_save(obj, file, *args, **kwargs):
+        file.write(b"half a tensor")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed_save)
+    return main(["sample", str(ckpt), "--n", "4", "--out", str(out)])
+
+
+def test_an_interrupted_sample_leaves_the_old_file_or_none(files, tmp_path: Path, monkeypatch, capsys) -> None:
+    with monkeypatch.context() as patch:
+        assert _sample_while_the_writer_is_killed(files["ckpt"], tmp_path / "new.pt", patch) == 130
+    assert capsys.readouterr().err == "error: interrupted\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no 0-byte or partial file, no temporary
+    (tmp_path / "old.pt").write_bytes(b"the user's earlier samples")
+    with monkeypatch.context() as patch:
+        assert _sample_while_the_writer_is_killed(files["ckpt"], tmp_path / "old.pt", patch) == 130
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.pt"]
+    assert (tmp_path / "old.pt").read_bytes() == b"the user's earlier samples"
+
+
+def test_sample_generates_in_batches_with_the_models_draws(files, tmp_path: Path, monkeypatch) -> None:
+    """Batches of SAMPLE_BATCH: up to one batch the samples are the model's draw_samples; beyond, the latents of the
+    later batches follow from the same seeded generator."""
+    from gan_lightning import cli
+    from gan_lightning.loading import load_model
+
+    model = load_model(files["ckpt"])
+    assert main(["sample", str(files["ckpt"]), "--n", "10", "--seed", "4", "--out", str(tmp_path / "one.pt")]) == 0
+    monkeypatch.setattr(cli, "SAMPLE_BATCH", 4)
+    assert main(["sample", str(files["ckpt"]), "--n", "10", "--seed", "4", "--out", str(tmp_path / "batched.pt")]) == 0
+    one, batched = (torch.load(tmp_path / name, weights_only=True) for name in ("one.pt", "batched.pt"))
+    assert torch.equal(one, model.draw_samples(10, 4))
+    assert batched.shape == one.shape and torch.equal(batched[:4], model.draw_samples(4, 4))
+    generator = torch.Generator().manual_seed(4)
+    z = torch.cat([model.sample_latent(size, generator) for size in (4, 4, 2)])
+    torch.testing.assert_close(batched, model.generate(z))  # one forward of 10: equal up to rounding
+
+
+def _user_dataset(root: Path, splits: tuple[str, ...]) -> None:
+    from PIL import Image
+
+    for split in splits:
+        (root / split).mkdir(parents=True)
+        for index in range(2):
+            Image.new("L", (28, 28), 60 + index).save(root / split / f"{index:04d}.png")  # the writer's names
+
+
+@pytest.mark.parametrize("contents, listed", [
+    (("trainA", "trainB", "testA"), "testA, trainA, trainB"),
+    (("testB",), "testB"),
+    (("notes.txt",), "notes.txt"),
+    (("a", "b", "c", "d", "e", "trainA"), "a, b, c, d and 2 more"),
+])
+def test_digits_invert_download_never_replaces_a_users_files(contents, listed, tmp_path: Path, capsys) -> None:
+    root = tmp_path / "digits"
+    root.mkdir()
+    _user_dataset(root, tuple(name for name in contents if "." not in name))
+    for name in contents:
+        if "." in name:
+            (root / name).write_text("the user's notes")
+    before = snapshot(root)
+    run = tmp_path / "run"
+    assert main(["train", "cyclegan_digits_invert", f"data.root={root}", f"run.dir={run}", "trainer.max_steps=1",
+                 "--quiet"]) == 1
+    assert capsys.readouterr().err == (
+        f"error: data.root: {root} already holds {listed}; data.download=true writes the digits_invert task only "
+        "into an empty or new folder: point data.root elsewhere, or set data.download=false to use what is there\n")
+    assert snapshot(root) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["digits"]  # no run, no scratch folder
+
+
+def test_digits_invert_is_written_whole_into_an_empty_root_or_not_at_all(tmp_path: Path, monkeypatch) -> None:
+    from PIL import Image
+
+    from datamodules.unpaired import write_digits_invert
+    from gan_lightning import data_io
+
+    digits = torch.arange(40, dtype=torch.uint8).reshape(40, 1, 1, 1).expand(40, 1, 28, 28).clone()
+    monkeypatch.setattr(data_io, "load_digits", lambda: (digits, torch.zeros(40)))
+    root = tmp_path / "empty"
+    root.mkdir()
+    write_digits_invert(root)
+    assert sorted(p.name for p in root.iterdir()) == ["testA", "testB", "trainA", "trainB"]
+    assert len(list((root / "trainA").iterdir())) == 40  # this small set: all 40 digits are train A
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # the scratch folder was renamed into place
+    saved, calls = Image.Image.save, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt
+        return saved(self, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_digits_invert(tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # no partial dataset, no scratch folder

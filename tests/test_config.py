@@ -50,7 +50,10 @@ def test_yaml_path_is_accepted(tmp_path: Path) -> None:
     ("data.batch_size=0", "data.batch_size: 0; accepted: an int >= 1"),
     ("data.limit=0", "data.limit: 0; accepted: null or an int >= 1"),
     ("data.image_size=4", "data.image_size: 4; accepted: null or an int >= 8"),
-    ("callbacks.metrics.n_samples=0", "callbacks.metrics.n_samples: 0; accepted: an int >= 1"),
+    ("callbacks.metrics.n_samples=0", "callbacks.metrics.n_samples: 0; accepted: an int >= 10 (is scores 10 splits "
+     "of the samples)"),
+    ("callbacks.metrics.n_samples=8", "callbacks.metrics.n_samples: 8; accepted: an int >= 10 (is scores 10 splits "
+     "of the samples)"),  # the default metrics fid,is,kid: IS's splits decide
 ])
 def test_bad_config_is_one_line_exit_2(override: str, message: str, capsys: pytest.CaptureFixture) -> None:
     assert main(["train", "dcgan_mnist", override, "--dry-run"]) == 2

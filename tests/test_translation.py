@@ -120,6 +120,41 @@ def test_translate_and_evaluate_a_checkpoint(horses: Path, tmp_path: Path, capsy
     assert "use gan-lightning translate" in capsys.readouterr().err
 
 
+def test_translate_never_writes_over_its_input_and_is_interrupted_cleanly(horses: Path, tmp_path: Path, monkeypatch,
+                                                                          capsys) -> None:
+    """--out as the --input folder is refused before anything runs; an interrupted translate keeps the images it
+    finished and the user's earlier file, with no partial image or temporary file."""
+    run = tmp_path / "run"
+    assert main(tiny_cyclegan("cyclegan_horse2zebra", horses, run, 1)) == 0
+    ckpt = str(run / "checkpoints" / "last.ckpt")
+    images = horses / "testA"
+    before = {path.name: path.read_bytes() for path in images.iterdir()}
+    capsys.readouterr()
+    assert main(["translate", ckpt, "--input", str(images), "--out", str(images)]) == 1
+    assert capsys.readouterr().err == (f"error: --out {images} is the --input folder {images}: the outputs would be "
+                                       "written among its files; choose a folder outside it\n")
+    assert {path.name: path.read_bytes() for path in images.iterdir()} == before
+    out = tmp_path / "zebras"
+    out.mkdir()
+    (out / "001.png").write_bytes(b"the user's earlier translation")
+    saved, calls = Image.Image.save, []
+
+    def interrupted(self, file, *args, **kwargs):
+        calls.append(file)
+        if len(calls) == 2:
+            file.write(b"half an image")
+            raise KeyboardInterrupt
+        return saved(self, file, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", interrupted)
+    assert main(["translate", ckpt, "--input", str(images), "--out", str(out), "--batch-size", "1"]) == 130
+    monkeypatch.undo()
+    assert capsys.readouterr().err == "error: interrupted\n"
+    assert sorted(p.name for p in out.iterdir()) == ["000.png", "001.png"]
+    assert (out / "001.png").read_bytes() == b"the user's earlier translation"
+    assert Image.open(out / "000.png").size == (12, 12)
+
+
 def test_the_digits_task_learns_the_known_translation(tmp_path: Path) -> None:
     """100 batches of a tiny CycleGAN already take G's error on held-out digits far below the identity map's
     (seeds 0-2 measured 0.15-0.26 against 0.94 in [0, 1] pixel units)."""

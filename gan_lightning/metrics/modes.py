@@ -27,6 +27,8 @@ import torch
 from scipy.stats import chi2
 from torch import Tensor
 
+from gan_lightning.files import atomic_write
+
 
 @dataclass(frozen=True)
 class ModeStats:
@@ -85,6 +87,7 @@ def scatter_plot(samples: Tensor, centres: Tensor, path: str | Path, title: str 
     if title:
         ax.set_title(title)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    # Whole or not at all (a temporary file renamed over the target); matplotlib's format from the extension.
+    atomic_write(path, lambda file: fig.savefig(file, format=path.suffix[1:].lower() or "png", dpi=100,
+                                                bbox_inches="tight"))
     return path

@@ -195,6 +195,19 @@ def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
     return names
 
 
+def fewest_samples(metrics: str | Iterable[str], options: MetricOptions | None = None) -> tuple[int, str]:
+    """The fewest generated samples ``metrics`` can score and why (the most demanding metric's reason; "" when one
+    sample is enough). Unknown names are left to ``parse_metrics``'s message."""
+    opts = options or MetricOptions()
+    needs = {"fid": (2, "fid estimates a covariance from the samples"), "kid": (2, "kid compares pairs of samples"),
+             "is": (opts.is_splits, f"is scores {opts.is_splits} splits of the samples")}
+    try:
+        names = parse_metrics(metrics)
+    except MetricsError:
+        return 1, ""
+    return max((needs[name] for name in names), key=lambda need: need[0])
+
+
 def needs_real_stats(metrics: str | Iterable[str]) -> bool:
     """Whether any of these metrics compares against real statistics (FID, KID) rather than fakes alone (IS)."""
     return any(METRICS[m][1] for m in parse_metrics(metrics))
