@@ -74,13 +74,12 @@ def _chosen_label(model: Any, args: argparse.Namespace) -> Any:
 def _cmd_sample(args: argparse.Namespace) -> int:
     from gan_lightning.callbacks.samples import check_output_path, check_sample_count, mode_centres, save_samples
     from gan_lightning.loading import load_model
+    from gan_lightning.models.latent import LatentGAN
 
     for option, value in (("--n", args.n), ("--nrow", args.nrow)):
         if value < 1:
             raise GanLightningError(f"{option} must be >= 1, got {value}")
     check_output_path(args.out, {args.checkpoint: "the checkpoint"})
-    from gan_lightning.models.latent import LatentGAN
-
     model = load_model(args.checkpoint)
     if not isinstance(model, LatentGAN):
         raise GanLightningError(f"{model.registry_name} translates images instead of sampling them: use "
