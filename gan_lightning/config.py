@@ -267,6 +267,9 @@ def validate(raw: DictConfig) -> DictConfig:
     check_values("logger.wandb", config.logger.wandb, [("mode", mode is None or mode in _WANDB_MODES,
                                                         ", ".join(_WANDB_MODES))])
     check_metrics_settings(config.callbacks.metrics)
+    samples = config.callbacks.samples
+    check_values("callbacks.samples", samples, [(key, samples[key] >= 1, "an int >= 1")
+                                                 for key in ("every_n_steps", "n", "nrow")])
     model_cls.check_config(config.model)
     data_cls.check_config(config.data)
     if config.run.dir is None:

@@ -22,6 +22,8 @@ TRAIN_CASES = [
     (["model.lr_d=-1"], 2, "model.lr_d: -1.0; accepted: a float > 0"),
     (["model.beta1=1.5"], 2, "model.beta1: 1.5; accepted: a float in [0, 1)"),
     (["model.pack=3"], 2, "model.pack: 3 does not divide data.batch_size=8"),
+    (["callbacks.samples.n=0"], 2, "callbacks.samples.n: 0; accepted: an int >= 1"),
+    (["callbacks.samples.nrow=0"], 2, "callbacks.samples.nrow: 0; accepted: an int >= 1"),
     (["data.batch_size=100"], 2, "data.batch_size: 64 samples over 1 rank(s) is fewer than one batch of 100"),
     (["data.image_size=30"], 2, "model.name: dcgan cannot model samples of shape (1, 30, 30)"),
     (["model.lr_schedule=linear_decay", "trainer.max_steps=-1"], 2,

@@ -167,3 +167,18 @@ def test_the_digits_task_learns_the_known_translation(tmp_path: Path) -> None:
     errors = evaluate_run(run, tmp_path / "digits")
     assert errors["identity_error_a"] == pytest.approx(0.9447, abs=1e-3)
     assert errors["g_error"] < 0.4 * errors["identity_error_a"] and errors["f_error"] < 0.4 * errors["identity_error_b"]
+
+
+@pytest.mark.parametrize("crop, d_layers, smallest", [(8, 2, 12), (16, 3, 24)])
+def test_a_crop_too_small_for_the_patchgan_is_one_line_before_anything_is_written(
+        horses: Path, tmp_path: Path, capsys, crop: int, d_layers: int, smallest: int) -> None:
+    run = tmp_path / "run"
+    args = tiny_cyclegan("cyclegan_horse2zebra", horses, run, 2, f"data.load_size={crop}", f"data.crop_size={crop}",
+                         f"model.d_layers={d_layers}")
+    for extra in (["--dry-run"], []):
+        assert main([*args, *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err == (f"error: model.name: cyclegan cannot model samples of shape (3, {crop}, {crop}): a PatchGAN "
+                       f"with model.d_layers={d_layers} needs images of at least {smallest} px, got {crop} (raise "
+                       "data.crop_size or lower model.d_layers)")
+        assert not run.exists()

@@ -21,7 +21,7 @@ from gan_lightning.losses import cycle_consistency
 from gan_lightning.models.base import Preview, eval_forward
 from gan_lightning.models.translation import ImageTranslationConfig, ImageTranslationModel
 from gan_lightning.nets.layers import ImagePool
-from gan_lightning.nets.translation import PatchDiscriminator, ResnetGenerator, translation_init_
+from gan_lightning.nets.translation import PatchDiscriminator, ResnetGenerator, check_patch_input, translation_init_
 from gan_lightning.registry import register_model
 
 DIRECTIONS = {"AtoB": "AB", "BtoA": "BA"}
@@ -72,6 +72,7 @@ class CycleGAN(ImageTranslationModel):
         return nets
 
     def build_discriminator(self) -> nn.Module:
+        check_patch_input(self.sample_shape[-1], self.config.d_layers)
         nets = nn.ModuleDict({domain: PatchDiscriminator(self.sample_shape[0], self.config.width_d,
                                                          self.config.d_layers, self.config.norm) for domain in "AB"})
         translation_init_(nets)

@@ -28,7 +28,7 @@ from gan_lightning.errors import GanLightningError
 from gan_lightning.losses import cycle_consistency
 from gan_lightning.models.base import Preview, eval_forward
 from gan_lightning.models.translation import ImageTranslationConfig, ImageTranslationModel
-from gan_lightning.nets.translation import PatchDiscriminator, UnetGenerator, translation_init_
+from gan_lightning.nets.translation import PatchDiscriminator, UnetGenerator, check_patch_input, translation_init_
 from gan_lightning.registry import register_model
 from gan_lightning.techniques import HistoricalAveraging, LabelSmoothing, SpectralNorm, WeightClipping
 from gan_lightning.techniques.label_smoothing import LabelSmoothingConfig
@@ -107,6 +107,7 @@ class Pix2Pix(ImageTranslationModel):
         return net
 
     def build_discriminator(self) -> nn.Module:
+        check_patch_input(self.sample_shape[-1], self.config.d_layers)
         net = PatchDiscriminator(2 * self.sample_shape[0], self.config.width_d, self.config.d_layers,
                                  self.config.norm)
         translation_init_(net)

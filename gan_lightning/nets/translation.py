@@ -143,6 +143,23 @@ class PatchDiscriminator(nn.Module):
         return self.net(x)
 
 
+def check_patch_input(size: int, n_layers: int) -> None:
+    """Raise ValueError unless a PatchDiscriminator with ``n_layers`` can judge ``size`` x ``size`` images: each 4x4
+    convolution (padding 1) needs an input of at least 2 pixels, so the score map must keep at least one pixel."""
+    if _patch_side(size, n_layers) < 1:
+        smallest = next(s for s in range(2, 2**n_layers * 8) if _patch_side(s, n_layers) >= 1)
+        raise ValueError(f"a PatchGAN with model.d_layers={n_layers} needs images of at least {smallest} px, got "
+                         f"{size} (raise data.crop_size or lower model.d_layers)")
+
+
+def _patch_side(size: int, n_layers: int) -> int:
+    """The side of a PatchDiscriminator's score map for ``size`` x ``size`` inputs (< 1: too small to judge)."""
+    side = size
+    for stride in [2] * n_layers + [1, 1]:  # the stride-2 layers, then the last stride-1 layer and the output conv
+        side = (side - 2) // stride + 1
+    return side
+
+
 def patch_receptive_field(n_layers: int = 3) -> int:
     """The side of the input patch each output score sees: 70 for the default 3 layers (the "70x70 PatchGAN")."""
     field = 1
