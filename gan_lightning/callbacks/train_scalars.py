@@ -22,9 +22,7 @@ class TrainScalars(L.Callback):
         logs, pl_module.step_logs = pl_module.step_logs, {}
         if not logs:
             return
-        # Every batch, as tensors (no device read): callbacks that monitor train/* (ModelCheckpoint, which Lightning
-        # runs after this one) look here.
-        trainer.callback_metrics.update({f"train/{k}": v for k, v in logs.items()})
+        # (trainer.callback_metrics already holds them: training_step puts them there every batch.)
         every = trainer.log_every_n_steps
         if every == 0 or (trainer.global_step % every and not trainer.should_stop):
             return

@@ -12,7 +12,6 @@ import abc
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import DictConfig
 from torch import Tensor
 
 from gan_lightning.models.base import AdversarialConfig, AdversarialModule
@@ -39,11 +38,6 @@ class ImageTranslationModel(AdversarialModule):
 
     Config = ImageTranslationConfig
     techniques = (SpectralNorm, WeightClipping, HistoricalAveraging)
-
-    def __init__(self, config: DictConfig | dict[str, Any] | None = None, sample_shape: Any = None,
-                 experiment: dict[str, Any] | None = None, *, image_shape: Any = None,
-                 facts: dict[str, Any] | None = None, **options: Any) -> None:
-        super().__init__(config, sample_shape, experiment, image_shape=image_shape, facts=facts, **options)
 
     @classmethod
     def from_hparams(cls, hparams: dict[str, Any]) -> ImageTranslationModel:
