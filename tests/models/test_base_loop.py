@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from gan_lightning import registry
 from gan_lightning.models import DCGAN, VanillaGAN
+from gan_lightning.techniques import EMA
 
 
 def fit(model: L.LightningModule, steps: int, n: int = 32, batch_size: int = 8, shape=(1, 28, 28)) -> L.Trainer:
@@ -87,6 +88,18 @@ def test_ema_tracks_generator() -> None:
     for ema, old, new in zip(model.generator_ema.parameters(), start, model.generator.parameters(), strict=True):
         torch.testing.assert_close(ema, 0.5 * old + 0.5 * new.detach())
     assert model.sampling_generator is model.generator_ema
+
+
+def test_ema_rampup_caps_the_half_life_at_a_fraction_of_the_batches_so_far() -> None:
+    model = VanillaGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "ema_decay": 0.5 ** (1 / 100),
+                        "ema_rampup": 0.05}, (2,))
+    ema = model.technique(EMA)
+    assert ema.decay(0) == 0.0  # nothing trained yet: a plain copy
+    assert ema.decay(40) == pytest.approx(0.5 ** (1 / 2))  # half-life 0.05 * 40 = 2 batches
+    assert ema.decay(1000) == pytest.approx(0.5 ** (1 / 50))  # 0.05 * 1000 = 50 < 100
+    assert ema.decay(4000) == pytest.approx(0.5 ** (1 / 100))  # capped by ema_decay's own half-life, 100 batches
+    plain = VanillaGAN({"hidden_g": [8], "hidden_d": [8], "latent_dim": 2, "ema_decay": 0.9}, (2,))
+    assert plain.technique(EMA).decay(0) == plain.technique(EMA).decay(10**6) == 0.9  # no ramp-up: constant
 
 
 class NormRecordingGAN(VanillaGAN):
