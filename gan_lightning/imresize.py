@@ -53,11 +53,24 @@ def resize_matrix(in_length: int, scale: float, out_length: int | None = None) -
     distance = u[:, None] - indices
     weights = scale * cubic(distance * scale) if antialias else cubic(distance)
     weights = weights / weights.sum(1, keepdim=True)
-    # MATLAB's symmetric extension: index i (1-based) reads aux[(i - 1) mod 2n] with aux = [1..n, n..1].
-    folded = torch.remainder(indices.long() - 1, 2 * in_length)
-    source = torch.where(folded < in_length, folded, 2 * in_length - 1 - folded)
+    source = symmetric_index(indices.long() - 1, in_length)
     matrix = torch.zeros(out_length, in_length, dtype=torch.float64)
     return matrix.scatter_add_(1, source, weights)
+
+
+def symmetric_index(indices: Tensor, length: int) -> Tensor:
+    """Where 0-based ``indices`` (any integers) read from an axis of ``length`` under MATLAB's symmetric extension
+    (the edge pixel repeated: ... 1 0 | 0 1 ... n-1 | n-1 n-2 ...), folding as often as needed."""
+    folded = torch.remainder(indices, 2 * length)
+    return torch.where(folded < length, folded, 2 * length - 1 - folded)
+
+
+def bicubic_lr(hr: Tensor, scale: int) -> Tensor:
+    """The low-resolution image of the published protocol: uint8 HR images (..., H, W) shrunk by MATLAB's bicubic
+    ``imresize(hr, 1 / scale)`` and rounded to uint8 as MATLAB does when it saves them (half away from zero)."""
+    if hr.dtype != torch.uint8:
+        raise TypeError(f"bicubic_lr expects uint8 images, got {hr.dtype}")
+    return imresize(hr.double(), 1 / scale).add_(0.5).floor_().clamp_(0, 255).to(torch.uint8)
 
 
 def imresize(images: Tensor, scale: float) -> Tensor:
