@@ -90,7 +90,7 @@ def mnist_distance(weights_path: str | Path | None = None) -> PerceptualDistance
 
 def vgg16_distance(weights_path: str | Path) -> PerceptualDistance:
     """The VGG16 LPIPS-style distance from torchvision's ImageNet weights file; one line if it is not one."""
-    from torchvision.models import vgg16
+    from torchvision.models.vgg import cfgs, make_layers
 
     path = Path(weights_path)
     if not path.is_file():
@@ -101,7 +101,7 @@ def vgg16_distance(weights_path: str | Path) -> PerceptualDistance:
         raise MetricsError(f"{path} is not a torch weights file ({type(error).__name__})") from None
     state = saved.get("state_dict", saved) if isinstance(saved, dict) else None
     features = {key[len("features."):]: value for key, value in (state or {}).items() if key.startswith("features.")}
-    net = vgg16(weights=None).features
+    net = make_layers(cfgs["D"])  # vgg16().features without building (and randomly initialising) its classifier
     try:
         net.load_state_dict(features)
     except RuntimeError:
