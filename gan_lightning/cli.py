@@ -1,5 +1,5 @@
-"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | sweep | compare |
-list.
+"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | project | sweep |
+compare | list.
 
 User errors (bad config, missing files) print one ``error:`` line to stderr and exit non-zero
 (2 for configuration problems, 1 otherwise); tracebacks are for bugs only.

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -151,8 +152,9 @@ def test_project_cli_writes_latents_images_and_progress(tmp_path: Path, capsys) 
         layer.noise_const = noise
     with torch.no_grad():
         again = space.render(saved["latents"])
-    written = torch.tensor(list(Image.open(out / "digit1_projected.png").convert("L").getdata())).reshape(16, 16)
-    assert (written.float() / 255 - again[1, 0].add(1).div(2).clamp(0, 1)).abs().max() < 1 / 255 + 1e-6
+    with Image.open(out / "digit1_projected.png") as image:
+        written = torch.from_numpy(np.asarray(image.convert("L"), dtype=np.float32).copy())
+    assert (written / 255 - again[1, 0].add(1).div(2).clamp(0, 1)).abs().max() < 1 / 255 + 1e-6
     with Image.open(out / "progress.png") as progress:  # 2 rows of target + 8 snapshots, 16 px + 1 px padding
         assert progress.size == (9 * 17 + 1, 2 * 17 + 1)
     assert "projected 2 images into w" in capsys.readouterr().out
