@@ -20,15 +20,6 @@ from gan_lightning.nets import stylegan2 as nets
 from tests.conftest import tiny_overrides
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny nets gain nothing from threads, and on a loaded 2-core machine two threads are many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def squared_l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a - b).square().flatten(1).sum(1)
 
