@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--out", default="runs/projection_digits")
+    parser.add_argument("--pixel-only", action="store_true", help="project with pixel MSE alone: the classifier "
+                        "then scores projections that were not optimised against its own features")
     args = parser.parse_args()
     out = Path(args.out)
     images, labels = load_mnist_test(args.data)
@@ -75,7 +77,7 @@ def main() -> None:
         target = out / f"projected{index}"
         start = time.perf_counter()
         code = cli(["project", checkpoint, "--input", str(folder), "--out", str(target), "--steps", str(args.steps),
-                    "--batch-size", str(args.batch_size)])
+                    "--batch-size", str(args.batch_size), *(["--pixel-only"] if args.pixel_only else [])])
         if code != 0:
             raise SystemExit(f"project failed on {checkpoint}")
         seconds = time.perf_counter() - start
@@ -91,7 +93,8 @@ def main() -> None:
     for row in rows:
         print(f"| {row['checkpoint']} | {row['accuracy']:.2f} | {row['pixel_mse']:.3f} | {row['pixel_mae']:.3f} | "
               f"{row['random_latent_pixel_mse']:.3f} | {row['seconds']} |")
-    print(json.dumps({"n": args.n, "steps": args.steps, "originals_accuracy": baseline, "rows": rows}))
+    print(json.dumps({"n": args.n, "steps": args.steps, "pixel_only": args.pixel_only, "originals_accuracy": baseline,
+                      "rows": rows}))
 
 
 if __name__ == "__main__":

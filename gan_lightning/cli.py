@@ -317,7 +317,8 @@ def _cmd_project(args: argparse.Namespace) -> int:
     from gan_lightning.projection import ProjectionSettings, project_images
 
     count, space, out = project_images(args.checkpoint, args.input, args.out, ProjectionSettings(steps=args.steps),
-                                       args.w_plus, args.vgg_weights, args.seed, args.batch_size)
+                                       args.w_plus, args.vgg_weights, args.seed, args.batch_size,
+                                       perceptual=not args.pixel_only)
     print(f"projected {count} images into {space}: {out}/*_projected.png, {out}/latents.pt, {out}/progress.png")
     return 0
 
@@ -443,6 +444,9 @@ def build_parser() -> argparse.ArgumentParser:
     projecting.add_argument("--vgg-weights", default=None, metavar="FILE",
                             help="torchvision's vgg16 ImageNet weights: LPIPS-style VGG16 distance (default: pixel "
                             "MSE + the MNIST net's distance for one-channel models, pixel MSE for others)")
+    projecting.add_argument("--pixel-only", action="store_true",
+                            help="pixel MSE alone, no perceptual network (e.g. to score projections with the MNIST "
+                            "classifier without having optimised against it)")
     projecting.add_argument("--seed", type=int, default=0)
     projecting.add_argument("--batch-size", type=int, default=16, help="images optimised together")
     projecting.set_defaults(handler=_cmd_project)

@@ -212,9 +212,10 @@ def project(space: LatentSpace, targets: Tensor, distance: nn.Module | None, set
 
 def project_images(checkpoint: str | Path, input_path: str | Path, out: str | Path, settings: ProjectionSettings,
                    w_plus: bool = False, vgg_weights: str | Path | None = None, seed: int = 0,
-                   batch_size: int = 16) -> tuple[int, str, Path]:
+                   batch_size: int = 16, perceptual: bool = True) -> tuple[int, str, Path]:
     """``gan-lightning project``: every image of ``input_path`` (a file or a folder) projected; writes into ``out``
-    NAME_projected.png per image, latents.pt and progress.png. Returns (images, space name, out)."""
+    NAME_projected.png per image, latents.pt and progress.png. Returns (images, space name, out). ``perceptual``
+    False: pixel MSE alone (projections then owe nothing to a network they may later be scored with)."""
     from tqdm import tqdm
 
     from datamodules.image_folder import IMAGE_SUFFIXES, Preprocess, decode_image, image_files
@@ -253,11 +254,13 @@ def project_images(checkpoint: str | Path, input_path: str | Path, out: str | Pa
     if not isinstance(model, LatentGAN):
         raise GanLightningError(f"{checkpoint}: model {model.registry_name} has no latent space to project into")
     channels, size = model.sample_shape[0], model.sample_shape[-1]
+    if not perceptual and vgg_weights is not None:
+        raise GanLightningError("--pixel-only and --vgg-weights: give one of them")
     try:
-        distance = build_distance(vgg_weights, channels)
+        distance = build_distance(vgg_weights, channels) if perceptual else None
     except MetricsError as error:
         raise GanLightningError(f"--vgg-weights: {error}") from None
-    if distance is None:
+    if distance is None and perceptual:
         print(f"note: no perceptual network for {channels}-channel images offline: pixel MSE alone (give "
               "--vgg-weights for LPIPS/VGG16)", file=sys.stderr)
     # Each file as the datamodules decode it: centre square crop, bicubic resize to the model's size, its channels.

@@ -151,6 +151,10 @@ def test_project_cli_writes_latents_images_and_progress(tmp_path: Path, capsys) 
     with Image.open(out / "progress.png") as progress:  # 2 rows of target + 8 snapshots, 16 px + 1 px padding
         assert progress.size == (9 * 17 + 1, 2 * 17 + 1)
     assert "projected 2 images into w" in capsys.readouterr().out
+    assert main(["project", ckpt, "--input", str(tmp_path / "in"), "--out", str(out), "--steps", "2",
+                 "--pixel-only", "--w-plus"]) == 0
+    saved = torch.load(out / "latents.pt", weights_only=True)
+    assert saved["perceptual"] == "pixel" and saved["space"] == "w+" and saved["latents"].shape == (2, 6, 8)
 
 
 def test_project_cli_one_line_errors(tmp_path: Path, capsys) -> None:
@@ -165,6 +169,8 @@ def test_project_cli_one_line_errors(tmp_path: Path, capsys) -> None:
         (["--input", str(images[0]), "--out", str(tmp_path / "o"), "--steps", "0"], "--steps must be >= 1"),
         (["--input", str(images[0]), "--out", str(tmp_path / "o"), "--vgg-weights", str(tmp_path / "notes.txt")],
          "is not a torch weights file"),
+        (["--input", str(images[0]), "--out", str(tmp_path / "o"), "--pixel-only", "--vgg-weights", "x.pth"],
+         "--pixel-only and --vgg-weights: give one of them"),
     ]
     for options, message in cases:
         assert main(["project", ckpt, *options]) == 1
