@@ -389,7 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "\"\" = none)")
     sample.add_argument("--nrow", type=int, default=8, help="images per grid row")
     sample.add_argument("--interpolate", action="store_true",
-                        help="rows of --nrow samples interpolating (slerp) between two random latents")
+                        help="rows of --nrow samples interpolating between two random latents (slerp in Z; "
+                        "stylegan2: linear in W)")
     sample.add_argument("--arithmetic", default=None, metavar="A,B,C",
                         help="latent arithmetic: G(z_A), G(z_B), G(z_C), G(z_A + z_B - z_C), z_S from seed S")
     sample.add_argument("--truncation", type=float, default=None, metavar="PSI",
