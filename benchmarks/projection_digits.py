@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=50)
     parser.add_argument("--out", default="runs/projection_digits")
+    parser.add_argument("--w-plus", action="store_true", help="project into W+ (stylegan2 checkpoints only)")
     parser.add_argument("--pixel-only", action="store_true", help="project with pixel MSE alone: the classifier "
                         "then scores projections that were not optimised against its own features")
     args = parser.parse_args()
@@ -77,7 +78,8 @@ def main() -> None:
         target = out / f"projected{index}"
         start = time.perf_counter()
         code = cli(["project", checkpoint, "--input", str(folder), "--out", str(target), "--steps", str(args.steps),
-                    "--batch-size", str(args.batch_size), *(["--pixel-only"] if args.pixel_only else [])])
+                    "--batch-size", str(args.batch_size), *(["--pixel-only"] if args.pixel_only else []),
+                    *(["--w-plus"] if args.w_plus else [])])
         if code != 0:
             raise SystemExit(f"project failed on {checkpoint}")
         seconds = time.perf_counter() - start
@@ -93,8 +95,8 @@ def main() -> None:
     for row in rows:
         print(f"| {row['checkpoint']} | {row['accuracy']:.2f} | {row['pixel_mse']:.3f} | {row['pixel_mae']:.3f} | "
               f"{row['random_latent_pixel_mse']:.3f} | {row['seconds']} |")
-    print(json.dumps({"n": args.n, "steps": args.steps, "pixel_only": args.pixel_only, "originals_accuracy": baseline,
-                      "rows": rows}))
+    print(json.dumps({"n": args.n, "steps": args.steps, "pixel_only": args.pixel_only, "w_plus": args.w_plus,
+                      "originals_accuracy": baseline, "rows": rows}))
 
 
 if __name__ == "__main__":
