@@ -1,5 +1,5 @@
-"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | sweep | compare |
-list.
+"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | project | sweep |
+compare | list.
 
 User errors (bad config, missing files) print one ``error:`` line to stderr and exit non-zero
 (2 for configuration problems, 1 otherwise); tracebacks are for bugs only.
@@ -85,12 +85,15 @@ def _cmd_sample(args: argparse.Namespace) -> int:
         raise GanLightningError(f"{model.registry_name} translates images instead of sampling them: use "
                                 f"{model.translate_usage}")
     label = _chosen_label(model, args)
+    sampling = _sampling_options(model, args)
+    if args.style_mix is not None:
+        return _sample_style_mix(model, args, label, sampling)
     row_length = 4 if args.arithmetic else args.nrow
     if args.interpolate and not args.arithmetic and args.nrow < 2:
         raise GanLightningError(f"--interpolate needs --nrow >= 2 (steps per row), got {args.nrow}")
     count = 4 if args.arithmetic else max(1, args.n // args.nrow) * args.nrow if args.interpolate else args.n
     check_sample_count(count, model.sample_shape, args.out, row_length)
-    samples = _draw_samples(model, args, label, count, row_length)
+    samples = _draw_samples(model, args, label, count, row_length, sampling)
     save_samples(samples, args.out, nrow=row_length, centres=mode_centres(_stored_datamodule(model)))
     print(f"wrote {len(samples)} samples to {args.out}")
     return 0
@@ -99,26 +102,96 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 SAMPLE_BATCH = 256  # samples generated at once by `sample`: memory is the output plus one batch's activations
 
 
-def _draw_samples(model, args: argparse.Namespace, label: Any, count: int, row_length: int):
-    """``count`` samples, generated SAMPLE_BATCH at a time from latents drawn with --seed (the latent tools' latents,
-    or the model's prior: up to SAMPLE_BATCH samples these are the model's ``draw_samples``); one line for non-finite
-    samples."""
+def _draw_samples(model, args: argparse.Namespace, label: Any, count: int, row_length: int,
+                  sampling: dict[str, Any]):
+    """``count`` samples, generated about SAMPLE_BATCH at a time from latents drawn with --seed (--interpolate: rows
+    between random latents, through the model's ``interpolate``; --arithmetic's latents; or the model's prior: up to
+    SAMPLE_BATCH samples these are the model's ``draw_samples``); one line for non-finite samples."""
     import torch
 
     generator = torch.Generator().manual_seed(args.seed)
-    tool_latents = _latent_tool_latents(model, args, generator) if args.interpolate or args.arithmetic else None
     labels = model.labels_for(count, label, row_length)
+    if args.interpolate and not args.arithmetic:
+        rows = count // row_length
+        starts, ends = model.sample_latent(rows, generator), model.sample_latent(rows, generator)
+        chunk = max(1, SAMPLE_BATCH // row_length) * row_length  # whole rows
+
+        def render(start: int, size: int):
+            first, last = start // row_length, (start + size) // row_length
+            return model.interpolate(starts[first:last], ends[first:last], row_length,
+                                     None if labels is None else labels[start : start + size], **sampling)
+    else:
+        z = _arithmetic_latents(model, args) if args.arithmetic else None
+        chunk = SAMPLE_BATCH
+
+        def render(start: int, size: int):
+            latents = model.sample_latent(size, generator) if z is None else z[start : start + size]
+            return model.generate(latents, None if labels is None else labels[start : start + size], **sampling)
     samples = None
-    for start in range(0, count, SAMPLE_BATCH):
-        size = min(SAMPLE_BATCH, count - start)
-        z = model.sample_latent(size, generator) if tool_latents is None else tool_latents[start : start + size]
-        batch = model.generate(z, None if labels is None else labels[start : start + size]).cpu()
-        if not bool(torch.isfinite(batch).all()):
-            raise GanLightningError(f"{args.checkpoint}: the generator produced non-finite samples (NaN/inf)")
+    for start in range(0, count, chunk):
+        size = min(chunk, count - start)
+        batch = _finite(render(start, size).cpu(), args.checkpoint)
         if samples is None:
             samples = torch.empty((count, *batch.shape[1:]), dtype=batch.dtype)
         samples[start : start + size] = batch
     return samples
+
+
+def _finite(samples, checkpoint: str):
+    import torch
+
+    if not bool(torch.isfinite(samples).all()):
+        raise GanLightningError(f"{checkpoint}: the generator produced non-finite samples (NaN/inf)")
+    return samples
+
+
+def _sampling_options(model, args: argparse.Namespace) -> dict[str, Any]:
+    """--truncation, --truncation-cutoff and --noise as ``generate``'s keywords, checked by the model (one line for
+    a model without a tracked average or noise inputs)."""
+    if args.truncation_cutoff is not None and args.truncation is None:
+        raise GanLightningError("--truncation-cutoff needs --truncation PSI (the cut-off says which layers it pulls)")
+    options = {"truncation": 1.0 if args.truncation is None else args.truncation,
+               "truncation_cutoff": args.truncation_cutoff, "noise": args.noise}
+    model.check_sampling_options(**options)
+    return options
+
+
+def _sample_style_mix(model, args: argparse.Namespace, label: Any, sampling: dict[str, Any]) -> int:
+    """--style-mix ROWS COLS: the paper's style-mixing figure, sources drawn with --seed (rows first)."""
+    import torch
+
+    from gan_lightning.callbacks.samples import check_sample_count, save_samples
+
+    rows, cols = args.style_mix
+    if rows < 1 or cols < 1:
+        raise GanLightningError(f"--style-mix ROWS COLS: both must be >= 1, got {rows} {cols}")
+    if args.interpolate or args.arithmetic:
+        raise GanLightningError("--style-mix draws its own grid: not with --interpolate or --arithmetic")
+    if not hasattr(model, "style_mix"):
+        raise GanLightningError(f"--style-mix: model {model.registry_name} has no per-layer styles to mix (a "
+                                "mapping network's: stylegan2, cstylegan2)")
+    layers = model.mixing_layers(args.mix_layers)
+    check_sample_count((rows + 1) * (cols + 1), model.sample_shape, args.out, cols + 1)
+    generator = torch.Generator().manual_seed(args.seed)
+    row_z, col_z = model.sample_latent(rows, generator), model.sample_latent(cols, generator)
+    if sampling["noise"] is None:
+        sampling = {**sampling, "noise": "const"}  # a source looks the same in its row or column and its cells
+    grid = _finite(model.style_mix(row_z, col_z, layers, model.labels_for(rows, label, 1),
+                                   model.labels_for(cols, label, 1), **sampling).cpu(), args.checkpoint)
+    save_samples(grid, args.out, nrow=cols + 1)
+    print(f"wrote a {rows} x {cols} style-mixing grid (ws {_ranges(layers)} from the row sources) to {args.out}")
+    return 0
+
+
+def _ranges(indices: list[int]) -> str:
+    """[0, 1, 2, 5] -> "0-2,5"."""
+    runs: list[list[int]] = []
+    for index in indices:
+        if runs and index == runs[-1][-1] + 1:
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+    return ",".join(f"{run[0]}-{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs)
 
 
 def _stored_datamodule(model):
@@ -136,26 +209,20 @@ def _stored_datamodule(model):
         return None
 
 
-def _latent_tool_latents(model, args: argparse.Namespace, generator):
-    """--interpolate: rows of --nrow latents walking (slerp) between two random latents.
-    --arithmetic A,B,C: one row G(z_A), G(z_B), G(z_C), G(z_A + z_B - z_C), z_S drawn from seed S."""
+def _arithmetic_latents(model, args: argparse.Namespace):
+    """--arithmetic A,B,C: one row G(z_A), G(z_B), G(z_C), G(z_A + z_B - z_C), z_S drawn from seed S."""
     import torch
 
-    from gan_lightning.latent import interpolation_grid, latent_arithmetic
+    from gan_lightning.latent import latent_arithmetic
 
-    if args.arithmetic:
-        try:
-            seeds = [int(part) for part in args.arithmetic.split(",")]
-        except ValueError:
-            seeds = []
-        if len(seeds) != 3:
-            raise GanLightningError(f"--arithmetic: expected three seeds A,B,C, got {args.arithmetic!r}")
-        z_a, z_b, z_c = (model.sample_latent(1, torch.Generator().manual_seed(s))[0] for s in seeds)
-        z = torch.stack([z_a, z_b, z_c, latent_arithmetic(z_a, z_b, z_c)])
-    else:
-        rows = max(1, args.n // args.nrow)
-        z = interpolation_grid(model.sample_latent(rows, generator), model.sample_latent(rows, generator), args.nrow)
-    return z
+    try:
+        seeds = [int(part) for part in args.arithmetic.split(",")]
+    except ValueError:
+        seeds = []
+    if len(seeds) != 3:
+        raise GanLightningError(f"--arithmetic: expected three seeds A,B,C, got {args.arithmetic!r}")
+    z_a, z_b, z_c = (model.sample_latent(1, torch.Generator().manual_seed(s))[0] for s in seeds)
+    return torch.stack([z_a, z_b, z_c, latent_arithmetic(z_a, z_b, z_c)])
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -180,16 +247,19 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     experiment.run.resume = None
     config = config_lib.validate(experiment)
     settings = config.callbacks.metrics
-    for key, value in (("metrics", args.metrics), ("n_samples", args.n), ("extractor", args.extractor),
+    requested, want_ppl = _without_ppl(args.metrics)
+    only_ppl = want_ppl and not requested
+    for key, value in (("metrics", requested), ("n_samples", args.n), ("extractor", args.extractor),
                        ("inception_weights", args.inception_weights), ("cache_dir", args.cache_dir),
                        ("n_real", args.n_real), ("batch_size", args.batch_size)):
         if value is not None:
             settings[key] = value
-    if args.n is not None:
+    if args.n is not None and not only_ppl:
         need, why = fewest_samples(settings.metrics)
         if args.n < need:
             raise GanLightningError(f"--n must be >= {need}{f' ({why})' if why else ''}, got {args.n}")
-    config_lib.check_metrics_settings(settings)
+    if not only_ppl:
+        config_lib.check_metrics_settings(settings)
     checkpoint = Path(args.checkpoint)
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     step = int(model.batches_seen)
@@ -198,7 +268,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                               if settings.inception_weights else {})}
     check_not_read([report], "the report", reads, "rename the checkpoint (the report goes beside its run)")
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    scores = {"checkpoint": str(args.checkpoint), "step": step, **evaluate(model, build_datamodule(config), settings)}
+    scores = {"checkpoint": str(args.checkpoint), "step": step}
+    if want_ppl:  # checked first: a model without a mapping network refuses before any FID work
+        scores.update(_path_length(model, args, settings))
+    if not only_ppl:
+        scores.update(evaluate(model, build_datamodule(config), settings))
     text = json.dumps(scores)
     print(text)
     try:
@@ -208,11 +282,44 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _without_ppl(metrics: str | None) -> tuple[str | None, bool]:
+    """(--metrics without ppl, whether ppl was asked): ppl is scored by its own function, not the FID/IS/KID layer."""
+    if metrics is None:
+        return None, False
+    names = [name.strip() for name in metrics.split(",") if name.strip()]
+    return ",".join(name for name in names if name != "ppl") or None, "ppl" in names
+
+
+def _path_length(model, args: argparse.Namespace, settings) -> dict[str, Any]:
+    """``evaluate --metrics ppl``: perceptual path length in W over --n samples (default callbacks.metrics.n_samples)
+    with the VGG16 distance (--vgg-weights) or, for one-channel models, the MNIST net's."""
+    from gan_lightning.metrics.perceptual import build_distance
+    from gan_lightning.metrics.ppl import check_model, perceptual_path_length
+
+    check_model(model)
+    distance = build_distance(args.vgg_weights, model.sample_shape[0])
+    if distance is None:
+        raise GanLightningError(f"ppl: no offline perceptual network for {model.sample_shape[0]}-channel images; "
+                                "give --vgg-weights (torchvision's vgg16 file)")
+    return perceptual_path_length(model, distance, args.n if args.n is not None else settings.n_samples,
+                                  batch_size=settings.batch_size, seed=settings.seed)
+
+
 def _cmd_translate(args: argparse.Namespace) -> int:
     from gan_lightning.translation_io import translate_folder
 
     count, direction, out = translate_folder(args.checkpoint, args.input, args.out, args.direction, args.batch_size)
     print(f"wrote {count} translated images ({direction}) to {out}")
+    return 0
+
+
+def _cmd_project(args: argparse.Namespace) -> int:
+    from gan_lightning.projection import ProjectionSettings, project_images
+
+    count, space, out = project_images(args.checkpoint, args.input, args.out, ProjectionSettings(steps=args.steps),
+                                       args.w_plus, args.vgg_weights, args.seed, args.batch_size,
+                                       perceptual=not args.pixel_only)
+    print(f"projected {count} images into {space}: {out}/*_projected.png, {out}/latents.pt, {out}/progress.png")
     return 0
 
 
@@ -282,9 +389,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "\"\" = none)")
     sample.add_argument("--nrow", type=int, default=8, help="images per grid row")
     sample.add_argument("--interpolate", action="store_true",
-                        help="rows of --nrow samples interpolating (slerp) between two random latents")
+                        help="rows of --nrow samples interpolating between two random latents (slerp in Z; "
+                        "stylegan2: linear in W)")
     sample.add_argument("--arithmetic", default=None, metavar="A,B,C",
                         help="latent arithmetic: G(z_A), G(z_B), G(z_C), G(z_A + z_B - z_C), z_S from seed S")
+    sample.add_argument("--truncation", type=float, default=None, metavar="PSI",
+                        help="truncation trick: w = w_avg + PSI * (w - w_avg) (models with a mapping network)")
+    sample.add_argument("--truncation-cutoff", type=int, default=None, metavar="N",
+                        help="truncate only the first N per-layer ws (the coarse styles), as the reference")
+    sample.add_argument("--noise", choices=["const", "random"], default=None,
+                        help="noise inputs: const = fixed per-layer maps (a latent always gives the same image), "
+                        "random = fresh each call (default; --style-mix: const)")
+    sample.add_argument("--style-mix", type=int, nargs=2, default=None, metavar=("ROWS", "COLS"),
+                        help="style-mixing figure: row sources' styles (--mix-layers) over column sources")
+    sample.add_argument("--mix-layers", default="coarse", metavar="SPEC",
+                        help="--style-mix: the row sources' layers: coarse, middle, fine, ws indices A-B, or a "
+                        "comma list (default coarse)")
     sample.set_defaults(handler=_cmd_sample)
 
     evaluate = commands.add_parser("evaluate", help="FID/IS/KID of a checkpoint, printed as one JSON object")
@@ -292,7 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="dotlist for the stored experiment, e.g. data.root=DIR")
     # defaults: the checkpoint's stored experiment (callbacks.metrics.*)
     evaluate.add_argument("--metrics", default=None,
-                          help="comma-separated: fid,is,kid (default: callbacks.metrics.metrics)")
+                          help="comma-separated: fid,is,kid,ppl (default: callbacks.metrics.metrics; ppl: "
+                          "models with a mapping network)")
     evaluate.add_argument("--n", type=int, default=None,
                           help="generated samples (default: callbacks.metrics.n_samples)")
     evaluate.add_argument("--extractor", default=None, help="mnist (offline) or inception (default: "
@@ -301,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cache-dir", default=None, help="where real statistics are cached")
     evaluate.add_argument("--n-real", type=int, default=None, help="real samples for the statistics")
     evaluate.add_argument("--batch-size", type=int, default=None)
+    evaluate.add_argument("--vgg-weights", default=None, metavar="FILE",
+                          help="ppl: torchvision's vgg16 weights for the LPIPS-style distance (default for "
+                          "one-channel models: the MNIST net's)")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     translate = commands.add_parser("translate", help="translate a folder of images with a translation checkpoint")
@@ -311,6 +435,22 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--out", required=True, help="folder for the translations (same file names)")
     translate.add_argument("--batch-size", type=int, default=8)
     translate.set_defaults(handler=_cmd_translate)
+
+    projecting = commands.add_parser("project", help="invert real images into a latent checkpoint's W (or W+, Z)")
+    projecting.add_argument("checkpoint")
+    projecting.add_argument("--input", required=True, help="an image file, or a folder of jpg/png images")
+    projecting.add_argument("--out", required=True, help="folder for NAME_projected.png, latents.pt, progress.png")
+    projecting.add_argument("--steps", type=int, default=1000, help="optimisation steps (default 1000)")
+    projecting.add_argument("--w-plus", action="store_true", help="one w per layer (W+) instead of one w")
+    projecting.add_argument("--vgg-weights", default=None, metavar="FILE",
+                            help="torchvision's vgg16 ImageNet weights: LPIPS-style VGG16 distance (default: pixel "
+                            "MSE + the MNIST net's distance for one-channel models, pixel MSE for others)")
+    projecting.add_argument("--pixel-only", action="store_true",
+                            help="pixel MSE alone, no perceptual network (e.g. to score projections with the MNIST "
+                            "classifier without having optimised against it)")
+    projecting.add_argument("--seed", type=int, default=0)
+    projecting.add_argument("--batch-size", type=int, default=16, help="images optimised together")
+    projecting.set_defaults(handler=_cmd_project)
 
     sweep = commands.add_parser("sweep", help="run a W&B sweep file: online with an agent, or --local")
     sweep.add_argument("file", help="a sweep YAML (W&B format), or a shipped sweep's name (see list)")

@@ -42,6 +42,16 @@ def fake_mnist(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test, restored after: tiny nets gain nothing from threads, and on a loaded 2-core
+    machine OpenMP threads spin-waiting for a busy core made such tests 10-40x slower with 2 threads than with 1."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_overrides(data_root: Path, run_dir: Path, steps: int = 4) -> list[str]:
     """A DCGAN small enough to train a few steps in about a second."""
     return [f"data.root={data_root}", "data.download=false", "data.batch_size=8", "data.limit=64",

@@ -44,7 +44,7 @@ def to_net_input(images: Tensor, size: int, channels: int, scale: float = 1.0, s
         raise MetricsError(f"extractors expect images of shape (N, C, H, W) with C in (1, 3), got {shape}")
     if not images.is_floating_point():
         raise MetricsError(f"extractors expect float images in [-1, 1], got dtype {images.dtype}")
-    lo, hi = float(images.min()), float(images.max())
+    lo, hi = float(images.detach().min()), float(images.detach().max())  # detached: perceptual losses pass graphs
     if lo < -1 - _RANGE_TOL or hi > 1 + _RANGE_TOL:
         raise MetricsError(f"extractors expect images in data space [-1, 1], got values in [{lo:.3g}, {hi:.3g}]")
     x = images.float()

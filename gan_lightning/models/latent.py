@@ -16,7 +16,8 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from gan_lightning.errors import ConfigError
+from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.latent import interpolation_grid
 from gan_lightning.models.base import AdversarialConfig, AdversarialModule, Preview, eval_forward
 from gan_lightning.techniques import LATENT_GAN_TECHNIQUES, LatentPrior
 from gan_lightning.techniques.ema import EMAConfig
@@ -193,10 +194,41 @@ class LatentGAN(AdversarialModule):
         return self.generator_ema if self.generator_ema is not None else self.generator
 
     @torch.no_grad()
-    def generate(self, z: Tensor, labels: Tensor | None = None, use_ema: bool = True) -> Tensor:
-        """Samples in data space from G in eval mode (batchnorm uses its running statistics)."""
+    def generate(self, z: Tensor, labels: Tensor | None = None, use_ema: bool = True, *, truncation: float = 1.0,
+                 truncation_cutoff: int | None = None, noise: str | None = None) -> Tensor:
+        """Samples in data space from G in eval mode (batchnorm uses its running statistics).
+
+        ``truncation`` (psi), ``truncation_cutoff`` and ``noise`` ("const" | "random") are for generators with a
+        mapping network and noise inputs (StyleGAN2, which overrides this); here they are refused in one line."""
+        self.check_sampling_options(truncation, truncation_cutoff, noise)
         net = self.sampling_generator if use_ema else self.generator
         return eval_forward(net, z.to(self.device), *self.label_args(labels))
+
+    def check_sampling_options(self, truncation: float = 1.0, truncation_cutoff: int | None = None,
+                               noise: str | None = None) -> None:
+        """One line (GanLightningError) for a sampling option this model cannot honour."""
+        if truncation != 1.0 or truncation_cutoff is not None:
+            raise GanLightningError(f"truncation: model {self.registry_name} tracks no average latent to truncate "
+                                    "toward (only generators with a mapping network keep one, w_avg: stylegan2, "
+                                    "cstylegan2)")
+        if noise is not None:
+            raise GanLightningError(f"noise: model {self.registry_name}'s generator has no noise inputs (stylegan2 "
+                                    "and cstylegan2 have)")
+
+    def interpolate(self, starts: Tensor, ends: Tensor, steps: int, labels: Tensor | None = None,
+                    **sampling: Any) -> Tensor:
+        """Row r walks from latent starts[r] to ends[r] (R x latent_dim each) in ``steps`` samples, spherically in Z
+        (White 2016); ``labels``: one per sample (R * steps) or None; ``sampling``: ``generate``'s options."""
+        return self.generate(interpolation_grid(starts, ends, steps), labels, **sampling)
+
+    def projection_space(self, w_plus: bool = False) -> Any:
+        """What ``gan-lightning project`` optimises: for a generator without a mapping network, its latent z."""
+        from gan_lightning.projection import LatentSpace
+
+        if w_plus:
+            raise GanLightningError(f"--w-plus: model {self.registry_name} has no per-layer latents (W+ is a mapping "
+                                    "network's space: stylegan2, cstylegan2); project into Z without it")
+        return LatentSpace(self)
 
     # --- what the model shows -----------------------------------------------------------------------------------
     def preview(self, n: int, nrow: int, datamodule: Any = None) -> Preview:

@@ -266,15 +266,31 @@ class StyleGAN2Generator(nn.Module):
                 ws = torch.cat([ws[:, :cutoff], mixed.expand(-1, self.num_ws - cutoff, -1)], dim=1)
         return ws
 
+    def sampling_ws(self, z: Tensor, labels: Tensor | None = None, truncation_psi: float = 1.0,
+                    truncation_cutoff: int | None = None) -> Tensor:
+        """Per-layer ws (N x num_ws x w_dim) as sampling uses them: w broadcast to every layer (no style mixing, no
+        w_avg update), truncated toward w_avg."""
+        ws = self.mapping(z, labels).unsqueeze(1).repeat(1, self.num_ws, 1)
+        return truncate(ws, self.w_avg, truncation_psi, truncation_cutoff)
+
     def forward(self, z: Tensor, labels: Tensor | None = None, truncation_psi: float = 1.0,
-                noise_mode: str = "random") -> Tensor:
+                noise_mode: str = "random", truncation_cutoff: int | None = None) -> Tensor:
         if self.training:
-            ws = self.training_ws(z, labels, update_w_avg=True)
+            ws = truncate(self.training_ws(z, labels, update_w_avg=True), self.w_avg, truncation_psi,
+                          truncation_cutoff)
         else:
-            ws = self.mapping(z, labels).unsqueeze(1).repeat(1, self.num_ws, 1)
-        if truncation_psi != 1.0:  # w' = w_avg + psi * (w - w_avg) on every layer
-            ws = self.w_avg.lerp(ws, truncation_psi)
+            ws = self.sampling_ws(z, labels, truncation_psi, truncation_cutoff)
         return self.synthesis(ws, noise_mode)
+
+
+def truncate(ws: Tensor, w_avg: Tensor, psi: float, cutoff: int | None = None) -> Tensor:
+    """The truncation trick: w' = w_avg + psi * (w - w_avg) on the first ``cutoff`` layers of ``ws`` (N x num_ws x
+    w_dim; all layers when None), the others untouched, as the reference's ``truncation_cutoff``."""
+    if psi == 1.0:
+        return ws
+    if cutoff is None or cutoff >= ws.shape[1]:
+        return w_avg.lerp(ws, psi)
+    return torch.cat([w_avg.lerp(ws[:, :cutoff], psi), ws[:, cutoff:]], dim=1)
 
 
 def minibatch_stddev(x: Tensor, group_size: int = 4) -> Tensor:
