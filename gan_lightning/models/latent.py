@@ -37,7 +37,8 @@ from gan_lightning.techniques.weight_clipping import WeightClippingConfig
 @dataclass
 class LatentGANConfig(AugmentationConfig, EMAConfig, VirtualBatchNormConfig, HistoricalAveragingConfig,
                       FeatureMatchingConfig, GradientPenaltyConfig, WeightClippingConfig, SpectralNormConfig,
-                      MinibatchDiscriminationConfig, LabelSmoothingConfig, PackingConfig, LatentPriorConfig, AdversarialConfig):
+                      MinibatchDiscriminationConfig, LabelSmoothingConfig, PackingConfig, LatentPriorConfig,
+                      AdversarialConfig):
     latent_dim: int = 100
 
 
