@@ -162,3 +162,19 @@ def test_points_are_refused(tmp_path: Path, capsys) -> None:
     code = main(["train", "gan_ring", "model.augment=diffaugment", f"run.dir={tmp_path / 'run'}", "--dry-run"])
     err = capsys.readouterr().err
     assert code != 0 and "model.augment: augmentations act on images" in err and err.count("\n") == 1, err
+
+
+def test_stylegan2_trains_with_ada_and_r1_sees_augmented_reals() -> None:
+    from gan_lightning.models.stylegan2 import StyleGAN2
+    from tests.models.test_base_loop import fit
+
+    tiny = {"latent_dim": 8, "w_dim": 8, "channel_base": 64, "channel_max": 8, "mapping_layers": 1}
+    model = StyleGAN2({**tiny, "augment": "fixed", "augment_p": 1.0, "r1_interval": 1}, (1, 16, 16))
+    reals = torch.rand(4, 1, 16, 16)
+    _, r1_input, _ = model.critic_inputs(model.prepare_batch(reals), reals)
+    assert r1_input.shape == reals.shape and not torch.allclose(r1_input, reals)
+    model = StyleGAN2({**tiny, "augment": "ada", "ada_interval": 2, "ada_kimg": 0.1}, (1, 16, 16))
+    fit(model, steps=4, shape=(1, 16, 16))
+    step = 8 * 2 / 100  # batch 8, interval 2, ada_kimg 0.1
+    assert any(model.augment_p.item() == pytest.approx(k * step, abs=1e-6) for k in (0, 1, 2))
+    assert torch.isfinite(torch.cat([p.flatten() for p in model.parameters()])).all()
