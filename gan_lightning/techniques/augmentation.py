@@ -125,6 +125,7 @@ class Augmentation(Technique):
         model.ada_stats.zero_()
 
     def logs(self, model: Any) -> dict[str, Tensor]:
+        # Copies: the buffers change in place at the next adjustment, the logged values must not.
         if self.mode == "diffaugment":
-            return {"ada_rt": model.ada_rt}
-        return {"ada_p": model.augment_p, "ada_rt": model.ada_rt}
+            return {"ada_rt": model.ada_rt.clone()}
+        return {"ada_p": model.augment_p.clone(), "ada_rt": model.ada_rt.clone()}
