@@ -280,9 +280,12 @@ class InMemoryDataModule(BatchedDataModule):
             return
         samples, labels = self.load()
         if self.config.limit is not None:
-            samples = samples[: self.config.limit]
-            labels = labels[: self.config.limit] if labels is not None else None
+            samples, labels = self.subset(samples, labels, self.config.limit)
         self.samples, self.labels = samples, labels
+
+    def subset(self, samples: Tensor, labels: Tensor | None, n: int) -> tuple[Tensor, Tensor | None]:
+        """The ``n`` samples (and labels) that ``data.limit`` keeps: the first ones."""
+        return samples[:n], labels[:n] if labels is not None else None
 
     def make_batches(self, rank: int, world_size: int, count_on_yield: bool) -> InMemoryBatches:
         tensors = (self.samples,) if self.labels is None else (self.samples, self.labels)
@@ -314,6 +317,10 @@ class InMemoryDataModule(BatchedDataModule):
 @dataclass
 class ImageDataConfig(DataConfig):
     image_size: int | None = None  # resize once at load (e.g. 32 or 64 for DCGAN nets of that size)
+    # null: data.limit keeps the first N samples; an int: N samples drawn without replacement by a permutation seeded
+    # with it (the same subset on every machine). The embedded digits are sorted by class: their first 1,000 are
+    # only 0s and 1s, so a small-data subset of them needs this.
+    limit_seed: int | None = None
 
 
 class ImageDataModule(InMemoryDataModule):
@@ -328,7 +335,18 @@ class ImageDataModule(InMemoryDataModule):
     def check_config(cls, config: DictConfig) -> None:
         super().check_config(config)
         check_values("data", config, [("image_size", config.image_size is None or config.image_size >= 8,
-                                       "null or an int >= 8")])
+                                       "null or an int >= 8"),
+                                      ("limit_seed", config.limit_seed is None or config.limit_seed >= 0,
+                                       "null or an int >= 0")])
+        if config.limit_seed is not None and config.limit is None:
+            raise ConfigError("data.limit_seed: chooses which data.limit samples to keep; set data.limit too")
+
+    def subset(self, samples: Tensor, labels: Tensor | None, n: int) -> tuple[Tensor, Tensor | None]:
+        if self.config.limit_seed is None:
+            return super().subset(samples, labels, n)
+        keep = torch.randperm(samples.shape[0], generator=torch.Generator().manual_seed(self.config.limit_seed))[:n]
+        self.sample_blocks = []  # stored block digests cover rows in load order, not this selection
+        return samples[keep], labels[keep] if labels is not None else None
 
     @property
     def sample_shape(self) -> tuple[int, ...]:

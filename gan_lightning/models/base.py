@@ -151,6 +151,9 @@ class AdversarialModule(L.LightningModule, abc.ABC):
         # the device each time.
         self._batch_count: int | None = None
         self.step_logs: dict[str, Tensor] = {}  # the last batch's scalars, for the TrainScalars callback
+        # D's scores on the last real batch and how many real samples they judged: families set it in
+        # discriminator_loss, for techniques that watch D (ADA's overfitting heuristic).
+        self.real_scores: tuple[Tensor, int] | None = None
 
     # --- building -------------------------------------------------------------------------------------------
     @classmethod
@@ -310,6 +313,8 @@ class AdversarialModule(L.LightningModule, abc.ABC):
             if stepped:
                 for technique in self.active_techniques:
                     technique.after_generator_step(self)
+        for technique in self.active_techniques:
+            logs.update(technique.logs(self))
         self.engine.end_batch(self.batch_count + 1)
         self.batches_seen.add_(1)  # in place: no buffer re-registration
         self._batch_count += 1

@@ -20,6 +20,7 @@ from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.latent import interpolation_grid
 from gan_lightning.models.base import AdversarialConfig, AdversarialModule, Preview, eval_forward
 from gan_lightning.techniques import LATENT_GAN_TECHNIQUES, LatentPrior
+from gan_lightning.techniques.augmentation import AugmentationConfig
 from gan_lightning.techniques.ema import EMAConfig
 from gan_lightning.techniques.feature_matching import FeatureMatchingConfig
 from gan_lightning.techniques.gradient_penalty import GradientPenaltyConfig
@@ -35,9 +36,10 @@ from gan_lightning.techniques.weight_clipping import WeightClippingConfig
 
 # Bases in reverse: a dataclass lists the fields of its last base first, so the game's keys lead.
 @dataclass
-class LatentGANConfig(EMAConfig, VirtualBatchNormConfig, HistoricalAveragingConfig, FeatureMatchingConfig,
-                      GradientPenaltyConfig, WeightClippingConfig, SpectralNormConfig, MinibatchDiscriminationConfig,
-                      LabelSmoothingConfig, PackingConfig, LatentPriorConfig, AdversarialConfig):
+class LatentGANConfig(AugmentationConfig, EMAConfig, VirtualBatchNormConfig, HistoricalAveragingConfig,
+                      FeatureMatchingConfig, GradientPenaltyConfig, WeightClippingConfig, SpectralNormConfig,
+                      MinibatchDiscriminationConfig, LabelSmoothingConfig, PackingConfig, LatentPriorConfig,
+                      AdversarialConfig):
     latent_dim: int = 100
 
 
@@ -139,6 +141,7 @@ class LatentGAN(AdversarialModule):
     def discriminator_loss(self, batch: LatentBatch, fakes: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         real_scores, fake_scores = self.discriminate(batch.real, batch.labels), self.discriminate(fakes, batch.labels)
         loss = self.d_loss_fn(real_scores, fake_scores)
+        self.real_scores = (real_scores.detach(), batch.real.shape[0])
         return loss, {"d_real": self.score_summary(real_scores), "d_fake": self.score_summary(fake_scores)}
 
     def generator_loss(self, batch: LatentBatch, fakes: Tensor) -> tuple[Tensor, dict[str, Tensor]]:

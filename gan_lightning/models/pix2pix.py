@@ -30,14 +30,15 @@ from gan_lightning.models.base import Preview, eval_forward
 from gan_lightning.models.translation import ImageTranslationConfig, ImageTranslationModel
 from gan_lightning.nets.translation import PatchDiscriminator, UnetGenerator, check_patch_input, translation_init_
 from gan_lightning.registry import register_model
-from gan_lightning.techniques import HistoricalAveraging, LabelSmoothing, SpectralNorm, WeightClipping
+from gan_lightning.techniques import Augmentation, HistoricalAveraging, LabelSmoothing, SpectralNorm, WeightClipping
+from gan_lightning.techniques.augmentation import AugmentationConfig
 from gan_lightning.techniques.label_smoothing import LabelSmoothingConfig
 
 INFERENCE_MODES = ("paper", "eval")
 
 
 @dataclass
-class Pix2PixConfig(LabelSmoothingConfig, ImageTranslationConfig):
+class Pix2PixConfig(AugmentationConfig, LabelSmoothingConfig, ImageTranslationConfig):
     name: str = "pix2pix"
     loss: str = "non_saturating"  # the paper's vanilla GAN loss on logits (G's side non-saturating)
     width_g: int = 64
@@ -68,7 +69,7 @@ def paper_inference(net: nn.Module) -> Iterator[None]:
 @register_model("pix2pix")
 class Pix2Pix(ImageTranslationModel):
     Config = Pix2PixConfig
-    techniques = (LabelSmoothing, SpectralNorm, WeightClipping, HistoricalAveraging)
+    techniques = (LabelSmoothing, SpectralNorm, WeightClipping, HistoricalAveraging, Augmentation)
 
     def __init__(self, config: DictConfig | dict[str, Any] | None = None, sample_shape: Any = None,
                  experiment: dict[str, Any] | None = None, direction: str = "AtoB", *, image_shape: Any = None,
@@ -121,11 +122,16 @@ class Pix2Pix(ImageTranslationModel):
         return self.generator(batch["input"])
 
     def discriminate(self, x: Tensor, condition: Tensor) -> Tensor:
-        return self.discriminator(torch.cat([condition, x], dim=1))
+        pair = torch.cat([condition, x], dim=1)
+        augmentation = self.technique(Augmentation)
+        if augmentation is not None:  # one transform for both halves: D must still see whether they correspond
+            pair = augmentation.augment(pair, self.sample_shape[0])
+        return self.discriminator(pair)
 
     def discriminator_loss(self, batch: dict[str, Tensor], fakes: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         real_scores = self.discriminate(batch["target"], batch["input"])
         fake_scores = self.discriminate(fakes, batch["input"])
+        self.real_scores = (real_scores.detach(), real_scores.shape[0])
         # The paper: "we divide the objective by 2 while optimizing D".
         half = 0.5 * self.d_loss_fn(real_scores, fake_scores)
         return half, {"d_real": self.score_summary(real_scores), "d_fake": self.score_summary(fake_scores)}

@@ -77,3 +77,7 @@ class Technique:
 
     def after_generator_step(self, model: Any) -> None:
         """After every G update the guard did not skip."""
+
+    def logs(self, model: Any) -> dict[str, Tensor]:
+        """Scalars to log after every batch (as ``train/<name>``), beside the loss terms."""
+        return {}
