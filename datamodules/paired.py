@@ -30,7 +30,15 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from datamodules.base import DataConfig
-from datamodules.image_folder import ImageCache, Preprocess, cache_file, data_cache, image_files, load_image_cache
+from datamodules.image_folder import (
+    ImageCache,
+    Preprocess,
+    cache_file,
+    data_cache,
+    image_files,
+    image_side_check,
+    load_image_cache,
+)
 from datamodules.unpaired import TranslationDataModule, UnpairedBatches, download_dataset, jitter
 from gan_lightning.data_io import uint8_to_unit_range
 from gan_lightning.errors import ConfigError, GanLightningError, check_values
@@ -87,6 +95,7 @@ class PairedDataModule(TranslationDataModule):
         checks = [("layout", config.layout in LAYOUTS, ", ".join(LAYOUTS)),
                   ("direction", config.direction in DIRECTIONS, ", ".join(DIRECTIONS)),
                   ("channels", config.channels in (1, 3), "1, 3"),
+                  image_side_check("load_size", config.load_size),
                   ("crop_size", 8 <= config.crop_size <= config.load_size,
                    f"8 <= crop_size <= data.load_size ({config.load_size})")]
         check_values("data", config, checks)
@@ -128,18 +137,22 @@ class PairedDataModule(TranslationDataModule):
     def _complete(self) -> bool:
         return self._present("train") and (self._present("test") or self._present("val"))
 
-    def prepare_data(self) -> None:
-        if self._complete():
-            return
-        if not self.config.download:
-            raise GanLightningError(f"paired data missing: expected {self._expected()}; set data.download=true to "
-                                    "fetch a pix2pix dataset")
+    def check_download(self) -> None:
         name = self.config.dataset or self.root.name
         accepted = f"{', '.join(PIX2PIX_DATASETS)}, or edges2digits (made offline)"
         if name not in (*PIX2PIX_DATASETS, "edges2digits"):
             raise ConfigError(f"data.dataset: {name!r} is not a pix2pix dataset; accepted: {accepted}")
         if self.config.layout != "side_by_side":
             raise ConfigError(f"data.layout: {name} comes side_by_side; set data.layout=side_by_side to fetch it")
+
+    def prepare_data(self) -> None:
+        if self._complete():
+            return
+        if not self.config.download:
+            raise GanLightningError(f"paired data missing: expected {self._expected()}; set data.download=true to "
+                                    "fetch a pix2pix dataset")
+        self.check_download()
+        name = self.config.dataset or self.root.name
         if name == "edges2digits":
             write_edges2digits(self.root)
         else:
@@ -203,14 +216,14 @@ class PairedDataModule(TranslationDataModule):
 
 def check_side_by_side(files: list[Path]) -> None:
     """One line for an image that cannot be an A | B pair (odd width) or cannot be read; headers only."""
-    from PIL import Image, UnidentifiedImageError
+    from gan_lightning.images import IMAGE_ERRORS, image_error_reason, open_image
 
     for path in files:
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:  # a decompression bomb is refused here too, not decoded
                 width, height = image.size
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            raise GanLightningError(f"cannot read image {path} ({type(error).__name__})") from None
+        except IMAGE_ERRORS as error:
+            raise GanLightningError(f"cannot read image {path} ({image_error_reason(error)})") from None
         if width % 2:
             raise GanLightningError(f"{path} is {width}x{height}: an odd width cannot hold A | B side by side "
                                     "(data.layout=side_by_side); use data.layout=folders for separate A and B images")

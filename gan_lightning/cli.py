@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 import warnings
 from pathlib import Path
 from typing import Any
 
-from gan_lightning.errors import GanLightningError
+from gan_lightning.errors import ConfigError, GanLightningError
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -172,6 +173,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gan_lightning.outputs import check_not_read
     from gan_lightning.train import build_datamodule
 
+    refused = [item for item in args.overrides if item.split("=", 1)[0].strip().startswith("model.")]
+    if refused:  # the checkpoint's weights are the model: its keys are what they were trained with
+        raise ConfigError(f"{refused[0].split('=', 1)[0]}: evaluate scores the model as trained and cannot change "
+                          "model.* keys; accepted overrides: data.*, callbacks.metrics.*, trainer.*")
     model = load_model(args.checkpoint)
     experiment = model.hparams.get("experiment")
     if not experiment:
@@ -258,8 +263,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(ConfigError):
+    """Bad command-line arguments: one ``error:`` line naming the command (exit 2, as argparse's own)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with its errors as one :class:`UsageError` line instead of a usage block (``--help`` still
+    prints the usage)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gan-lightning", description="GAN experiments on PyTorch Lightning.")
+    parser = _Parser(prog="gan-lightning", description="GAN experiments on PyTorch Lightning.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an experiment (a name under experiments/ or a YAML path)")
@@ -335,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = build_parser()
     # parse_known_args lets overrides and flags mix in any order (`train X a=1 --quiet b=2`).
     args, extra = parser.parse_known_args(argv)
@@ -345,6 +362,20 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if takes_overrides:
         args.overrides = list(args.overrides) + extra
+    return args
+
+
+# Commands short enough to hold their warnings until they succeed: a failure is its one error line alone (Pillow's
+# or the metrics' warnings about an input that is then refused are noise before it). train and sweep show theirs live.
+_WARNINGS_AFTER_SUCCESS = ("sample", "evaluate", "translate", "compare", "list")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parse(argv)
+    except UsageError as error:
+        print(f"{error.prefix}: {error}", file=sys.stderr)
+        return error.exit_code
     # Lightning chats on stderr about things a GAN run cannot act on; keep real warnings, drop these.
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -353,14 +384,19 @@ def main(argv: list[str] | None = None) -> int:
     # A resumed run writes into its own checkpoint folder on purpose.
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     os.environ.setdefault("WANDB_SILENT", "true")
-    try:
-        return args.handler(args)
-    except GanLightningError as error:
-        print(f"{error.prefix}: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    held = args.command in _WARNINGS_AFTER_SUCCESS
+    with warnings.catch_warnings(record=held) as caught:
+        try:
+            code = args.handler(args)
+        except GanLightningError as error:
+            print(f"{error.prefix}: {error}", file=sys.stderr)
+            return error.exit_code
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+    for warning in caught or ():
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return code
 
 
 if __name__ == "__main__":
