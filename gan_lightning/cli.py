@@ -359,7 +359,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     takes_overrides = args.command in ("train", "evaluate", "sweep")
     unknown = [item for item in extra if item.startswith("-") or not takes_overrides]
     if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        command = f"{parser.prog} {args.command}"
+        raise UsageError(f"{command}: unrecognized arguments: {' '.join(unknown)} (see {command} --help)")
     if takes_overrides:
         args.overrides = list(args.overrides) + extra
     return args
