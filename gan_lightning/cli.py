@@ -202,8 +202,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     reads = {checkpoint: "the checkpoint", **({settings.inception_weights: "the Inception weights"}
                                               if settings.inception_weights else {})}
     check_not_read([report], "the report", reads, "rename the checkpoint (the report goes beside its run)")
+    datamodule = build_datamodule(config)
+    scored = model.eval_sample_count(settings.n_samples, datamodule)  # a translation model: its test set
+    need, why = fewest_samples(settings.metrics)
+    if scored < need:
+        raise GanLightningError(f"--metrics {settings.metrics}: {model.registry_name} is scored on its {scored} "
+                                f"evaluation images, fewer than {need} ({why}); add images to its test set or "
+                                "leave that metric out")
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    scores = {"checkpoint": str(args.checkpoint), "step": step, **evaluate(model, build_datamodule(config), settings)}
+    scores = {"checkpoint": str(args.checkpoint), "step": step, **evaluate(model, datamodule, settings)}
     text = json.dumps(scores)
     print(text)
     try:

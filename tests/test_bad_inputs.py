@@ -444,3 +444,46 @@ def test_a_lock_taken_on_a_full_disk_is_not_left_behind(written, tmp_path: Path,
     assert list(tmp_path.iterdir()) == [] and not lock.held
     with RunDirLock(tmp_path):  # and the directory can be taken once there is space
         assert (tmp_path / ".lock").read_text().split()[1] == str(os.getpid())
+
+
+def test_warnings_before_an_error_are_dropped_and_after_success_shown(monkeypatch, capsys, recwarn) -> None:
+    """A short command's warnings (Pillow's, the metrics' rank warnings) wait for its outcome: a failure is its one
+    error line alone; a success shows them after its output."""
+    import warnings
+
+    from gan_lightning import cli
+    from gan_lightning.errors import GanLightningError
+
+    def failing(args) -> int:
+        warnings.warn("FID: the covariance is rank-deficient", UserWarning, stacklevel=1)
+        raise GanLightningError("the input is refused")
+
+    def succeeding(args) -> int:
+        warnings.warn("FID: the covariance is rank-deficient", UserWarning, stacklevel=1)
+        print("scores")
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_list", failing)
+    assert main(["list"]) == 1
+    assert capsys.readouterr().err == "error: the input is refused\n" and len(recwarn) == 0
+    monkeypatch.setattr(cli, "_cmd_list", succeeding)
+    assert main(["list"]) == 0  # (pytest records shown warnings instead of printing them)
+    assert capsys.readouterr().out == "scores\n"
+    assert [str(w.message) for w in recwarn] == ["FID: the covariance is rank-deficient"]
+
+
+def test_evaluate_on_a_test_set_smaller_than_is_splits_is_one_line(tmp_path: Path, capsys) -> None:
+    """A translation model is scored on its test set (3 images here): IS's 10 splits cannot be made from it."""
+    from tests.conftest import write_unpaired
+    from tests.test_translation import tiny_cyclegan
+
+    run = tmp_path / "run"
+    assert main(tiny_cyclegan("cyclegan_horse2zebra", write_unpaired(tmp_path / "h2z"), run, 1)) == 0
+    capsys.readouterr()
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", "fid,is", "--extractor", "mnist",
+                 "--cache-dir", str(tmp_path / "cache")]) == 1
+    assert capsys.readouterr().err == ("error: --metrics fid,is: cyclegan is scored on its 3 evaluation images, fewer "
+                                       "than 10 (is scores 10 splits of the samples); add images to its test set or "
+                                       "leave that metric out\n")
+    assert sorted(p.name for p in run.iterdir()) == before and not (tmp_path / "cache").exists()
