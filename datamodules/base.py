@@ -12,6 +12,7 @@ import abc
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -193,6 +194,10 @@ class BatchedDataModule(L.LightningDataModule, abc.ABC):
         """True when the data is not here yet and ``prepare_data`` would fetch it (a dry run does not)."""
         return False
 
+    def check_download(self) -> None:
+        """What the download ``prepare_data`` would do refuses (a dataset name it cannot fetch, a root it must not
+        write into), checked without downloading or writing: ``--dry-run`` calls it in place of the download."""
+
     # --- shared machinery ---------------------------------------------------------------------------
     def _batches(self, rank: int, world_size: int, count_on_yield: bool) -> Any:
         self.setup()
@@ -203,6 +208,9 @@ class BatchedDataModule(L.LightningDataModule, abc.ABC):
 
     def check_batches(self, world_size: int = 1) -> None:
         """Load the data and check that every rank gets at least one full batch (one line naming the key if not)."""
+        root = self.config.get("root")
+        if root and Path(root).expanduser().is_file():  # otherwise "missing files", which sends the user looking
+            raise GanLightningError(f"data.root: {root} is a file, expected a folder")
         self._batches(0, world_size, count_on_yield=True)
 
     def train_dataloader(self) -> Any:

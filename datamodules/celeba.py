@@ -18,6 +18,7 @@ to place where by hand.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -119,9 +120,12 @@ class CelebADataModule(CachedImageDataModule):
                                     "set data.download=true to fetch them)")
         from torchvision.datasets import CelebA
 
+        created = next((folder for folder in (self.root, self.folder) if not folder.exists()), None)
         try:
             CelebA(str(self.root), split="all", target_type="attr", download=True)
         except Exception as error:
+            if created is not None:  # made by this download, holding at most its partial files: not the user's
+                shutil.rmtree(created, ignore_errors=True)
             raise download_failed(
                 f"CelebA download into {self.folder} (Google Drive, often refused with 'Too many users have viewed "
                 "or downloaded this file recently')", error,

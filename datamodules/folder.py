@@ -23,8 +23,16 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from datamodules.base import DataConfig, InMemoryDataModule
-from datamodules.image_folder import IMAGE_SUFFIXES, Preprocess, data_cache, image_files, load_image_cache
+from datamodules.image_folder import (
+    IMAGE_SUFFIXES,
+    Preprocess,
+    data_cache,
+    image_files,
+    image_side_check,
+    load_image_cache,
+)
 from gan_lightning.errors import GanLightningError, check_values
+from gan_lightning.files import not_a_folder
 from gan_lightning.registry import register_datamodule
 
 FOLDER_CROPS = ("none", "center")
@@ -49,7 +57,7 @@ class CachedImageDataModule(InMemoryDataModule):
     def check_config(cls, config: DictConfig) -> None:
         super().check_config(config)
         check_values("data", config, [
-            ("image_size", config.image_size >= 8, "an int >= 8"),
+            image_side_check("image_size", config.image_size),
             ("decode_workers", config.decode_workers is None or config.decode_workers >= 1, "null or an int >= 1")])
 
     @property
@@ -115,8 +123,9 @@ class FolderDataModule(CachedImageDataModule):
         """The class subfolders' names (sorted: class i is the i-th), or None without labels."""
         if not self.config.labels:
             return None
-        if not self.root.is_dir():
-            raise GanLightningError(f"data.root: image folder {self.root} does not exist")
+        problem = not_a_folder(self.root)
+        if problem:
+            raise GanLightningError(f"data.root: image folder {self.root} {problem}")
         names = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
         if not names:
             raise GanLightningError(f"data.labels: {self.root} has no class subfolders (with data.labels=true every "

@@ -29,18 +29,30 @@ YCbCr, LAB, HSV, RGBX                       RGB by Pillow's ``convert``
 ==========================================  =========================================================================
 
 File names are hashed as the bytes the OS stores (``os.fsencode``), so names that are not valid UTF-8 work.
+
+Stopping a cache build: SIGINT or SIGTERM during the decoding ends it with one ``stopped:`` line (exit 130 / 143),
+the decode workers terminated and the temporary cache file removed; a worker that dies (the OOM killer) is one
+``error:`` line. Workers also die with the process that started them (Linux: ``PR_SET_PDEATHSIG``), so a SIGKILL
+leaves no orphan decoding for good; the temporary file such a kill leaves is removed by a later build once no process
+holds its lock (``gan_lightning.files.remove_dead_temporaries``). The planned cache is checked against the free space
+of ``data.cache_dir`` before any decoding.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import multiprocessing
 import os
+import shutil
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,13 +62,21 @@ import torch
 from torch import Tensor
 
 from datamodules.digest import BlockHasher, block_digests, read_block_digests, write_block_digests
-from gan_lightning.errors import ConfigError, GanLightningError
-from gan_lightning.files import atomic_write, atomic_write_text, cache_root
+from gan_lightning.errors import ConfigError, GanLightningError, Stopped
+from gan_lightning.files import atomic_write, atomic_write_text, cache_root, not_a_folder, remove_dead_temporaries
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CROPS = ("none", "center", "left_half", "right_half")
 _CHUNK = 256  # images per worker task: large enough to amortise the transfer, small enough for a smooth bar
 _IN_PROCESS_BELOW = 512  # fewer images than this decode in this process (starting workers costs more)
+# The largest side an image is decoded to: a square of Pillow's decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS,
+# 89,478,485 pixels). Checked with the config, so a mistyped size fails before any image is decoded.
+MAX_IMAGE_SIDE = math.isqrt(89_478_485)
+
+
+def image_side_check(key: str, value: int, least: int = 8) -> tuple[str, bool, str]:
+    """The ``check_values`` row for a decoded image side ``key``: an int in [least, MAX_IMAGE_SIDE]."""
+    return key, least <= value <= MAX_IMAGE_SIDE, f"an int in [{least}, {MAX_IMAGE_SIDE}] (pixels a side)"
 
 
 def default_data_cache() -> Path:
@@ -71,8 +91,9 @@ def data_cache(setting: str | None) -> Path:
 def image_files(folder: Path, recursive: bool = False) -> list[Path]:
     """The images of ``folder`` (and, ``recursive``, of its subfolders) in path order; one line if it is missing or
     holds none."""
-    if not folder.is_dir():
-        raise GanLightningError(f"image folder {folder} does not exist")
+    problem = not_a_folder(folder)
+    if problem:
+        raise GanLightningError(f"image folder {folder} {problem}")
     candidates = folder.rglob("*") if recursive else folder.iterdir()
     files = sorted(p for p in candidates if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
@@ -150,14 +171,14 @@ def to_8bit(image):
 def read_image(path: Path):
     """The Pillow image in ``path``, decoded whole (a damaged file fails here, not at its first use); one line naming
     the file if it cannot be read."""
-    from PIL import Image
+    from gan_lightning.images import IMAGE_ERRORS, image_error_reason, open_image
 
     try:
-        with Image.open(path) as image:
+        with open_image(path) as image:
             image.load()
             return image
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
-        raise GanLightningError(f"cannot read image {path} ({type(error).__name__})") from None
+    except IMAGE_ERRORS as error:
+        raise GanLightningError(f"cannot read image {path} ({image_error_reason(error)})") from None
 
 
 def decode_image(path: Path, preprocess: Preprocess) -> np.ndarray:
@@ -187,16 +208,17 @@ def decode_whole(path: Path, channels: int) -> np.ndarray:
 
 
 def image_sizes(files: Sequence[Path]) -> list[tuple[int, int]]:
-    """(height, width) of each file, from its header alone; one line naming a file that cannot be read."""
-    from PIL import Image, UnidentifiedImageError
+    """(height, width) of each file, from its header alone; one line naming a file that cannot be read (a
+    decompression bomb included: refused, never decoded)."""
+    from gan_lightning.images import IMAGE_ERRORS, image_error_reason, open_image
 
     sizes = []
     for path in files:
         try:
-            with Image.open(path) as image:
+            with open_image(path) as image:
                 width, height = image.size
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            raise GanLightningError(f"cannot read image {path} ({type(error).__name__})") from None
+        except IMAGE_ERRORS as error:
+            raise GanLightningError(f"cannot read image {path} ({image_error_reason(error)})") from None
         sizes.append((height, width))
     return sizes
 
@@ -229,6 +251,32 @@ def default_workers() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
+def _start_worker() -> None:
+    """In each decode worker: die with the parent (a SIGKILL'd build must not leave workers blocked on its queue for
+    good, holding their memory), and leave SIGINT to the parent (a terminal's Ctrl-C reaches the whole process
+    group: the parent stops the build, the workers need not print tracebacks)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the parent's "raise Stopped" handler is not for workers
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+        if os.getppid() == 1:  # the parent died before prctl took effect
+            os._exit(1)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool at once: pending chunks cancelled, running workers killed (``shutdown`` alone would wait for
+    every chunk already queued). Python < 3.14 has no public call for the workers, hence ``_processes``."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=5)
+
+
 def _decoded_chunks(files: Sequence[Path], preprocess: Preprocess, workers: int,
                     decode_chunk: Callable[[Sequence[Path], Any], np.ndarray] = _decode_chunk,
                     chunk_size: int = _CHUNK) -> Iterator[np.ndarray]:
@@ -241,8 +289,55 @@ def _decoded_chunks(files: Sequence[Path], preprocess: Preprocess, workers: int,
         return
     # fork: workers need only PIL and numpy, and start at once (spawn would import torch in each)
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=_start_worker)
+    try:
         yield from pool.map(decode_chunk, chunks, [preprocess] * len(chunks))
+    except BrokenProcessPool:
+        raise GanLightningError(
+            f"a process decoding the images of {files[0].parent} died (killed, often by the out-of-memory killer); "
+            f"lower data.decode_workers (now {workers}) or free memory, then run again") from None
+    except BaseException:
+        _terminate(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(what: str) -> Iterator[None]:
+    """SIGINT and SIGTERM raise :class:`Stopped` in the main thread while the block runs, so the ``finally`` and
+    ``except`` clauses of a cache build run (workers terminated, temporary file removed); the previous handlers
+    come back after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: object) -> None:
+        for other in previous:  # a second signal must not interrupt the clean-up this one starts
+            signal.signal(other, signal.SIG_IGN)
+        raise Stopped(f"{signal.Signals(signum).name} while {what}: nothing was saved; the next run decodes the "
+                      "images again", signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def check_free_space(folder: Path, needed: int, what: str, key: str) -> None:
+    """One line if the file system of ``folder`` (or of its nearest existing ancestor) has fewer than ``needed``
+    bytes free for ``what``."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        free = shutil.disk_usage(existing).free
+    except OSError:
+        return  # not a folder (check_writable says so) or no statistics: the write itself will tell
+    if needed > free:
+        raise GanLightningError(f"{key}: {what} needs {needed / 2**30:,.2f} GiB and {folder} has "
+                                f"{free / 2**30:,.2f} GiB free; free space or point {key} elsewhere")
 
 
 def cache_file(files: Sequence[Path], preprocess: Preprocess | str, cache_dir: Path | None = None,
@@ -302,8 +397,12 @@ def _write_cache(path: Path, shape: tuple[int, ...], chunks: Iterator[np.ndarray
                 file.write(np.ascontiguousarray(chunk).data)
                 bar.update(seen(chunk))  # the digest costs no second read of the file
 
+    remove_dead_temporaries(path.parent)  # left by a build killed with SIGKILL (or a power cut)
+    check_free_space(path.parent, math.prod(shape) + 128, f"the image cache of {images:,} images ({math.prod(shape):,} "
+                     "bytes)", "data.cache_dir")
     try:
-        atomic_write(path, write)
+        with _stopped_by_signals(f"decoding {images:,} images into {path}"):
+            atomic_write(path, write)
     except OSError as error:
         raise GanLightningError(f"data.cache_dir: cannot write the image cache to {path.parent} "
                                 f"({error.strerror or type(error).__name__})") from None

@@ -36,6 +36,7 @@ from datamodules.image_folder import (
     cache_file,
     data_cache,
     image_files,
+    image_side_check,
     image_sizes,
     load_image_cache,
 )
@@ -95,6 +96,7 @@ class PairedDataModule(TranslationDataModule):
         checks = [("layout", config.layout in LAYOUTS, ", ".join(LAYOUTS)),
                   ("direction", config.direction in DIRECTIONS, ", ".join(DIRECTIONS)),
                   ("channels", config.channels in (1, 3), "1, 3"),
+                  image_side_check("load_size", config.load_size),
                   ("crop_size", 8 <= config.crop_size <= config.load_size,
                    f"8 <= crop_size <= data.load_size ({config.load_size})")]
         check_values("data", config, checks)
@@ -136,18 +138,22 @@ class PairedDataModule(TranslationDataModule):
     def _complete(self) -> bool:
         return self._present("train") and (self._present("test") or self._present("val"))
 
-    def prepare_data(self) -> None:
-        if self._complete():
-            return
-        if not self.config.download:
-            raise GanLightningError(f"paired data missing: expected {self._expected()}; set data.download=true to "
-                                    "fetch a pix2pix dataset")
+    def check_download(self) -> None:
         name = self.config.dataset or self.root.name
         accepted = f"{', '.join(PIX2PIX_DATASETS)}, or edges2digits (made offline)"
         if name not in (*PIX2PIX_DATASETS, "edges2digits"):
             raise ConfigError(f"data.dataset: {name!r} is not a pix2pix dataset; accepted: {accepted}")
         if self.config.layout != "side_by_side":
             raise ConfigError(f"data.layout: {name} comes side_by_side; set data.layout=side_by_side to fetch it")
+
+    def prepare_data(self) -> None:
+        if self._complete():
+            return
+        if not self.config.download:
+            raise GanLightningError(f"paired data missing: expected {self._expected()}; set data.download=true to "
+                                    "fetch a pix2pix dataset")
+        self.check_download()
+        name = self.config.dataset or self.root.name
         if name == "edges2digits":
             write_edges2digits(self.root)
         else:

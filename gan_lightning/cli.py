@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import typing
 import warnings
 from pathlib import Path
 from typing import Any
 
-from gan_lightning.errors import GanLightningError
+from gan_lightning.errors import ConfigError, GanLightningError
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -239,6 +240,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gan_lightning.outputs import check_not_read
     from gan_lightning.train import build_datamodule
 
+    refused = [item for item in args.overrides if item.split("=", 1)[0].strip().startswith("model.")]
+    if refused:  # the checkpoint's weights are the model: its keys are what they were trained with
+        raise ConfigError(f"{refused[0].split('=', 1)[0]}: evaluate scores the model as trained and cannot change "
+                          "model.* keys; accepted overrides: data.*, callbacks.metrics.*, trainer.*")
     model = load_model(args.checkpoint)
     experiment = model.hparams.get("experiment")
     if not experiment:
@@ -267,12 +272,20 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     reads = {checkpoint: "the checkpoint", **({settings.inception_weights: "the Inception weights"}
                                               if settings.inception_weights else {})}
     check_not_read([report], "the report", reads, "rename the checkpoint (the report goes beside its run)")
+    datamodule = build_datamodule(config)
+    if not only_ppl:
+        scored = model.eval_sample_count(settings.n_samples, datamodule)  # a translation model: its test set
+        need, why = fewest_samples(settings.metrics)
+        if scored < need:
+            raise GanLightningError(f"--metrics {settings.metrics}: {model.registry_name} is scored on its {scored} "
+                                    f"evaluation images, fewer than {need} ({why}); add images to its test set or "
+                                    "leave that metric out")
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     scores = {"checkpoint": str(args.checkpoint), "step": step}
     if want_ppl:  # checked first: a model without a mapping network refuses before any FID work
         scores.update(_path_length(model, args, settings))
     if not only_ppl:
-        scores.update(evaluate(model, build_datamodule(config), settings))
+        scores.update(evaluate(model, datamodule, settings))
     text = json.dumps(scores)
     print(text)
     try:
@@ -365,8 +378,20 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+class UsageError(ConfigError):
+    """Bad command-line arguments: one ``error:`` line naming the command (exit 2, as argparse's own)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser with its errors as one :class:`UsageError` line instead of a usage block (``--help`` still
+    prints the usage)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise UsageError(f"{self.prog}: {message} (see {self.prog} --help)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gan-lightning", description="GAN experiments on PyTorch Lightning.")
+    parser = _Parser(prog="gan-lightning", description="GAN experiments on PyTorch Lightning.")
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train an experiment (a name under experiments/ or a YAML path)")
@@ -475,16 +500,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = build_parser()
     # parse_known_args lets overrides and flags mix in any order (`train X a=1 --quiet b=2`).
     args, extra = parser.parse_known_args(argv)
     takes_overrides = args.command in ("train", "evaluate", "sweep")
     unknown = [item for item in extra if item.startswith("-") or not takes_overrides]
     if unknown:
-        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        command = f"{parser.prog} {args.command}"
+        raise UsageError(f"{command}: unrecognized arguments: {' '.join(unknown)} (see {command} --help)")
     if takes_overrides:
         args.overrides = list(args.overrides) + extra
+    return args
+
+
+# Commands short enough to hold their warnings until they succeed: a failure is its one error line alone (Pillow's
+# or the metrics' warnings about an input that is then refused are noise before it). train and sweep show theirs live.
+_WARNINGS_AFTER_SUCCESS = ("sample", "evaluate", "translate", "compare", "list")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parse(argv)
+    except UsageError as error:
+        print(f"{error.prefix}: {error}", file=sys.stderr)
+        return error.exit_code
     # Lightning chats on stderr about things a GAN run cannot act on; keep real warnings, drop these.
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
@@ -493,14 +533,19 @@ def main(argv: list[str] | None = None) -> int:
     # A resumed run writes into its own checkpoint folder on purpose.
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
     os.environ.setdefault("WANDB_SILENT", "true")
-    try:
-        return args.handler(args)
-    except GanLightningError as error:
-        print(f"{error.prefix}: {error}", file=sys.stderr)
-        return error.exit_code
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    held = args.command in _WARNINGS_AFTER_SUCCESS
+    with warnings.catch_warnings(record=held) as caught:
+        try:
+            code = args.handler(args)
+        except GanLightningError as error:
+            print(f"{error.prefix}: {error}", file=sys.stderr)
+            return error.exit_code
+        except KeyboardInterrupt:
+            print("error: interrupted", file=sys.stderr)
+            return 130
+    for warning in caught or ():
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    return code
 
 
 if __name__ == "__main__":

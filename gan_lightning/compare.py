@@ -34,6 +34,7 @@ from omegaconf import OmegaConf
 from gan_lightning.config import flatten
 from gan_lightning.errors import GanLightningError
 from gan_lightning.files import atomic_write
+from gan_lightning.outputs import check_not_inside
 from gan_lightning.rundir import check_writable
 
 # Keys that name or place a run rather than describe its experiment: never listed as a difference.
@@ -146,14 +147,14 @@ def read_metrics(path: Path) -> dict[str, list[tuple[int, float]]]:
 
 def _decoded(png: Path) -> Any:
     """``png`` decoded whole, as RGB: a damaged grid is found while reading, before anything is written."""
-    from PIL import Image
+    from gan_lightning.images import IMAGE_ERRORS, image_error_reason, open_image
 
     try:
-        with Image.open(png) as image:
+        with open_image(png) as image:
             return image.convert("RGB")
-    except (OSError, ValueError, SyntaxError, EOFError, Image.DecompressionBombError) as error:
+    except IMAGE_ERRORS as error:
         raise GanLightningError(f"{png.relative_to(png.parent.parent)} cannot be decoded "
-                                f"({type(error).__name__})") from None
+                                f"({image_error_reason(error)})") from None
 
 
 def read_runs(paths: list[str | Path]) -> list[Run]:
@@ -302,6 +303,7 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
     """Read the runs, write the table, the plots and the grid sheet into ``out``; returns the Markdown text."""
     out = Path(out)
     check_writable(out, "--out")  # a file (or a folder under one) is one line, before any run is read
+    check_not_inside(out, "--out", {path: "the run directory" for path in find_runs(paths)})
     runs = read_runs(paths)
     label_runs(runs)
     keys = differing_keys(runs)

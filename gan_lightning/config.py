@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
@@ -276,6 +277,8 @@ def validate(raw: DictConfig) -> DictConfig:
     samples = config.callbacks.samples
     check_values("callbacks.samples", samples, [(key, samples[key] >= 1, "an int >= 1")
                                                  for key in ("every_n_steps", "n", "nrow")])
+    # numpy's seeds: Lightning's seed_everything raises a bare ValueError outside them
+    check_values("run", config.run, [("seed", 0 <= config.run.seed < 2**32, "an int in [0, 4294967295]")])
     model_cls.check_config(config.model)
     data_cls.check_config(config.data)
     if config.run.dir is None:
@@ -310,6 +313,22 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
         raise ConfigError(f"overrides: {_one_line(error)}") from None
     except UnicodeEncodeError:  # bytes that are not UTF-8 (a path from a broken file name)
         raise ConfigError(f"overrides: {' '.join(overrides)!a} holds bytes that are not valid UTF-8") from None
+    except yaml.YAMLError as error:  # a value is parsed as YAML: `key=:` or `key=[1` is not a value
+        bad = next((item for item in overrides if _yaml_error(item)), " ".join(overrides))
+        problem = " ".join(str(getattr(error, "problem", None) or type(error).__name__).split())
+        key, _, value = bad.partition("=")
+        raise ConfigError(f"override {bad!r}: the value is not valid YAML ({problem}); to mean the string, quote it: "
+                          f"{key}='\"{value}\"'") from None
+
+
+def _yaml_error(item: str) -> bool:
+    try:
+        OmegaConf.from_dotlist([item])
+    except yaml.YAMLError:
+        return True
+    except Exception:  # another problem: not the one being named
+        return False
+    return False
 
 
 def load_experiment(experiment: str, overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

@@ -8,6 +8,16 @@ class GanLightningError(Exception):
     prefix = "error"  # the CLI prints "<prefix>: <message>"
 
 
+class Stopped(GanLightningError):
+    """Stopped by a signal (SIGINT, SIGTERM ...); exit status 128 + the signal number (130, 143 ...)."""
+
+    prefix = "stopped"
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
 class ConfigError(GanLightningError):
     """An invalid experiment config: unknown key, wrong type, unknown name. Exit status 2."""
 

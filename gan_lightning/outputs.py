@@ -73,16 +73,25 @@ def check_output_file(path: str | Path, option: str, reads: Mapping[str | Path, 
     check_writable(path.parent, option)
 
 
+def check_not_inside(out: str | Path, option: str, folders: Mapping[str | Path, str]) -> None:
+    """One line, before any work, if the output folder ``out`` is one of ``folders`` (path -> what it is, e.g. "the
+    --input folder") or lies inside one: the outputs would be written among the files the command reads. Paths are
+    compared resolved (symlinks, ``..``)."""
+    real_out = Path(os.path.realpath(out))
+    for folder, what in folders.items():
+        real = Path(os.path.realpath(folder))
+        if real_out == real or real in real_out.parents:
+            where = "is" if real_out == real else "is inside"
+            raise GanLightningError(f"{option} {out} {where} {what} {folder}: the outputs would be written among its "
+                                    "files; choose a folder outside it")
+
+
 def check_output_folder(out: str | Path, option: str, input_dir: str | Path, input_option: str,
                         files: Iterable[Path], reads: Mapping[str | Path, str] | None = None) -> None:
     """One line, before any work, if the folder ``out`` (which receives one file per input file, same names) is the
     input folder, lies inside it, or would hold a file the command reads (an input file, or one of ``reads``)."""
     out, input_dir = Path(out), Path(input_dir)
-    real_out, real_input = Path(os.path.realpath(out)), Path(os.path.realpath(input_dir))
-    if real_out == real_input or real_input in real_out.parents:
-        where = "is" if real_out == real_input else "is inside"
-        raise GanLightningError(f"{option} {out} {where} the {input_option} folder {input_dir}: the outputs would "
-                                f"be written among its files; choose a folder outside it")
+    check_not_inside(out, option, {input_dir: f"the {input_option} folder"})
     files = list(files)
     read = ReadFiles({**{path: "the input image" for path in files}, **(reads or {})})
     check_not_read((out / path.name for path in files), option, read)

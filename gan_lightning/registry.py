@@ -62,7 +62,7 @@ def _load_providers() -> None:
 
 def _lookup(table: dict[str, type], name: object, key: str) -> type:
     _load_providers()
-    if name not in table:
+    if not isinstance(name, str) or name not in table:  # a list or mapping from YAML is not a name (nor hashable)
         raise ConfigError(f"{key}: unknown name {name!r}; accepted: {', '.join(sorted(table))}")
     return table[name]
 

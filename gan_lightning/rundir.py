@@ -13,6 +13,7 @@ apart: two trainings in one allocation share the job id and must still exclude e
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -103,9 +104,16 @@ class RunDirLock:
                 self.check()
                 self.path.unlink(missing_ok=True)  # stale: its process (or its SLURM job incarnation) is gone
                 continue
-            with os.fdopen(handle, "w") as file:
-                file.write(" ".join(map(str, (socket.gethostname(), os.getpid(), *(_slurm_incarnation() or ()))))
-                           + "\n")
+            owner = " ".join(map(str, (socket.gethostname(), os.getpid(), *(_slurm_incarnation() or ())))) + "\n"
+            try:
+                if os.write(handle, owner.encode()) != len(owner.encode()):  # a full disk can cut a write short
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            except OSError as error:  # no lock at all rather than an empty one that reads as stale
+                os.close(handle)
+                self.path.unlink(missing_ok=True)
+                raise GanLightningError(f"run.dir: cannot take the lock {self.path} "
+                                        f"({error.strerror or type(error).__name__})") from None
+            os.close(handle)
             self.held = True
             return
         raise RunDirBusyError(f"run.dir: could not take the lock {self.path} (another run took it at the same time)")
@@ -148,3 +156,15 @@ def record_summary(run_dir: Path, batches: int, seconds: float, status: str) -> 
         before = 0.0
     summary = {"batches": batches, "seconds": round(before + seconds, 3), "status": status}
     atomic_write_text(path, json.dumps(summary, indent=1) + "\n")
+
+
+def record_summary_or_remove(run_dir: Path, batches: int, seconds: float, status: str) -> str | None:
+    """``record_summary``; if it cannot be written (the disk is still full), the old summary is removed rather than
+    left describing a state the run has moved past (removing frees space, writing needs it), and the reason is
+    returned."""
+    try:
+        record_summary(run_dir, batches, seconds, status)
+    except OSError as error:
+        (run_dir / "summary.json").unlink(missing_ok=True)
+        return error.strerror or type(error).__name__
+    return None

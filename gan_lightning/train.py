@@ -8,6 +8,7 @@ lock, writes the config and trains; whatever happens, the directory is left desc
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -22,9 +23,9 @@ from omegaconf import DictConfig, OmegaConf
 from gan_lightning import interrupts, registry
 from gan_lightning.allocator import keep_freed_memory
 from gan_lightning.callbacks.samples import SampleGrid
-from gan_lightning.checkpoints import SafeCheckpointIO, load_checkpoint
+from gan_lightning.checkpoints import CheckpointWriteError, SafeCheckpointIO, load_checkpoint, saved_batch
 from gan_lightning.config import resume_changes
-from gan_lightning.errors import ConfigError, GanLightningError
+from gan_lightning.errors import ConfigError, GanLightningError, Stopped
 from gan_lightning.files import atomic_write_text, remove_stale_temporaries
 from gan_lightning.launch import (
     check_sync_batchnorm,
@@ -35,19 +36,13 @@ from gan_lightning.launch import (
     skip_failing_nvml_check,
 )
 from gan_lightning.loggers import build_loggers
-from gan_lightning.rundir import RunDirLock, check_writable, record_resume, record_summary
+from gan_lightning.rundir import RunDirLock, check_writable, record_resume, record_summary_or_remove
 
 _LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
 
 
-class Interrupted(GanLightningError):
+class Interrupted(Stopped):
     """Training stopped on a signal after saving; exit status 128 + the signal number (130 SIGINT, 143 SIGTERM)."""
-
-    prefix = "stopped"
-
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.exit_code = 128 + signum
 
 
 def build_datamodule(config: DictConfig) -> L.LightningDataModule:
@@ -178,10 +173,14 @@ def prepare(config: DictConfig, dry_run: bool = False) -> Prepared:
     L.seed_everything(config.run.seed, workers=True, verbose=False)
     datamodule = build_datamodule(config)
     check_data = not (dry_run and datamodule.needs_download())
-    if check_data:
-        datamodule.check_batches()  # loads the data: a data problem shows before Lightning prints anything
+    # The model first: what it can make (sample shape, its discriminator's depth against the crop) is known from
+    # the config, and refusing it must not wait for a download, a decoding of the folder or a cache write.
     model = build_model(config, datamodule)
     model.check_data(datamodule)
+    if check_data:
+        datamodule.check_batches()  # loads the data: a data problem shows before Lightning prints anything
+    else:
+        datamodule.check_download()  # what the real run's download would refuse, refused here too
     trainer = build_trainer(config, run_dir, datamodule)
     check_sync_batchnorm(config, trainer)
     if check_data:
@@ -207,23 +206,37 @@ def train(config: DictConfig) -> Path:
             if prepared.ckpt_path is None:
                 resume_checkpoint(config, run_dir)  # a run that finished while this one was preparing
             remove_stale_temporaries(run_dir / "checkpoints")
-            atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(config, resolve=True))
-            if prepared.ckpt_path is not None:
-                record_resume(run_dir, prepared.resume_step, prepared.ckpt_path, prepared.changes, config.run.quiet)
+            try:
+                atomic_write_text(run_dir / "config.yaml", OmegaConf.to_yaml(config, resolve=True))
+                if prepared.ckpt_path is not None:
+                    record_resume(run_dir, prepared.resume_step, prepared.ckpt_path, prepared.changes,
+                                  config.run.quiet)
+            except OSError as error:  # a full disk or quota: nothing trained yet, the earlier records are intact
+                raise GanLightningError(f"run.dir: cannot write the run records in {run_dir} "
+                                        f"({error.strerror or type(error).__name__})") from None
         restore_handlers = interrupts.install()
         started = time.perf_counter()
-        try:
-            trainer.fit(prepared.model, datamodule=prepared.datamodule,
-                        ckpt_path=str(prepared.ckpt_path) if prepared.ckpt_path else None)
-        finally:
-            restore_handlers()
-        signum = interrupts.requested()
         last = run_dir / "checkpoints" / "last.ckpt"
-        # The final state, whatever the checkpoint cadence: this is what --resume and `sample` pick up.
-        trainer.save_checkpoint(last, False)  # False: the whole training state, not the weights alone
+        try:
+            try:
+                trainer.fit(prepared.model, datamodule=prepared.datamodule,
+                            ckpt_path=str(prepared.ckpt_path) if prepared.ckpt_path else None)
+            finally:
+                restore_handlers()
+            signum = interrupts.requested()
+            # The final state, whatever the checkpoint cadence: this is what --resume and `sample` pick up.
+            trainer.save_checkpoint(last, False)  # False: the whole training state, not the weights alone
+        except CheckpointWriteError as error:
+            if owner:  # the summary names the batch of the checkpoint that exists (0: none)
+                record_summary_or_remove(run_dir, saved_batch(last) or 0, time.perf_counter() - started,
+                                         f"failed: {error}")
+            raise
         if owner:
-            record_summary(run_dir, trainer.global_step, time.perf_counter() - started,
-                           "finished" if signum is None else f"stopped ({interrupts.signal_name(signum)})")
+            failed = record_summary_or_remove(run_dir, trainer.global_step, time.perf_counter() - started, "finished"
+                                              if signum is None else f"stopped ({interrupts.signal_name(signum)})")
+            if failed:  # the checkpoint is saved: the run stands, without a summary
+                print(f"warning: cannot write {run_dir / 'summary.json'} ({failed}); removed the old one",
+                      file=sys.stderr)
         leave_process_group(trainer)
         if config.logger.wandb.enabled and trainer.is_global_zero:
             import wandb

@@ -48,6 +48,9 @@ TRAIN_CASES = [
     (["run.dir={file}/run"], 1, "run.dir: cannot create {file}/run: {file} is a file, not a directory"),
     (["callbacks.metrics.enabled=true", "callbacks.metrics.cache_dir={file}/cache"], 1,
      "callbacks.metrics.cache_dir: cannot create {file}/cache: {file} is a file"),
+    (["data.root={file}"], 1, "data.root: {file} is a file, expected a folder"),
+    (["data.batch_size=abc", "--nope"], 2, "gan-lightning train: unrecognized arguments: --nope (see gan-lightning "
+     "train --help)"),
 ]
 
 OTHER_CASES = [
@@ -63,6 +66,30 @@ OTHER_CASES = [
     (["evaluate", "{ckpt}", "--metrics", "fid,nope"], 2, "callbacks.metrics.metrics:"),
     (["evaluate", "{ckpt}", "--n", "8", "--cache-dir", "{file}/cache", "--metrics", "fid"], 1,
      "callbacks.metrics.cache_dir: cannot write real statistics to {file}/cache"),
+    # argparse's errors: one line naming the command, no usage block
+    (["sample"], 2, "gan-lightning sample: the following arguments are required: checkpoint, --out (see "
+     "gan-lightning sample --help)"),
+    (["sample", "{ckpt}", "--n", "abc", "--out", "{tmp}/x.png"], 2, "gan-lightning sample: argument --n: invalid int "
+     "value: 'abc'"),
+    (["translate", "{ckpt}", "--input", "{tmp}", "--out", "{tmp}/o", "--direction", "up"], 2,
+     "gan-lightning translate: argument --direction: invalid choice: 'up'"),
+    (["nope"], 2, "gan-lightning: argument command: invalid choice: 'nope'"),
+    (["compare", "{run}", "--out", "{tmp}/c", "extra=1"], 2, "gan-lightning compare: unrecognized arguments: extra=1"),
+    # evaluate scores the model as trained: model.* overrides are refused, not ignored
+    (["evaluate", "{ckpt}", "model.width_g=64"], 2, "model.width_g: evaluate scores the model as trained and cannot "
+     "change model.* keys; accepted overrides: data.*, callbacks.metrics.*, trainer.*"),
+    # a folder given as a file and the other way round
+    (["translate", "{ckpt}", "--input", "{file}", "--out", "{tmp}/o"], 1,
+     "image folder {file} is a file, expected a folder"),
+    (["sample", "{tmp}", "--out", "{tmp}/x.png"], 1, "checkpoint: checkpoint {tmp} is a folder, expected a "
+     "checkpoint file"),
+    # compare and sweep outputs: never inside what they read, never over a file
+    (["compare", "{run}", "--out", "{run}/compare"], 1, "--out {run}/compare is inside the run directory {run}: the "
+     "outputs would be written among its files; choose a folder outside it"),
+    (["compare", "{run}", "--out", "{run}"], 1, "--out {run} is the run directory {run}"),
+    (["compare", "{run}", "--out", "{file}"], 1, "--out: cannot create {file}: {file} is a file, not a directory"),
+    (["sweep", "dcgan_mnist_loss_sn_ema", "--local", "--out", "{file}"], 1,
+     "--out: cannot create {file}: {file} is a file, not a directory"),
 ]
 
 
@@ -74,7 +101,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     run = root / "good"
     assert main(["train", "dcgan_mnist", *tiny_overrides(data, run, 2)]) == 0
     ckpt = run / "checkpoints" / "last.ckpt"
-    paths = {"data": data, "ckpt": ckpt, "empty": root / "empty.ckpt", "random": root / "random.ckpt",
+    paths = {"data": data, "ckpt": ckpt, "run": run, "empty": root / "empty.ckpt", "random": root / "random.ckpt",
              "truncated": root / "truncated.ckpt", "wrong_model": root / "wrong_model.ckpt", "file": root / "a_file"}
     paths["empty"].write_bytes(b"")
     paths["random"].write_bytes(os.urandom(4096))
@@ -291,7 +318,9 @@ def _user_dataset(root: Path, splits: tuple[str, ...]) -> None:
     (("notes.txt",), "notes.txt"),
     (("a", "b", "c", "d", "e", "trainA"), "a, b, c, d and 2 more"),
 ])
-def test_digits_invert_download_never_replaces_a_users_files(contents, listed, tmp_path: Path, capsys) -> None:
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
+def test_digits_invert_download_never_replaces_a_users_files(contents, listed, dry_run, tmp_path: Path,
+                                                             capsys) -> None:
     root = tmp_path / "digits"
     root.mkdir()
     _user_dataset(root, tuple(name for name in contents if "." not in name))
@@ -301,7 +330,7 @@ def test_digits_invert_download_never_replaces_a_users_files(contents, listed, t
     before = snapshot(root)
     run = tmp_path / "run"
     assert main(["train", "cyclegan_digits_invert", f"data.root={root}", f"run.dir={run}", "trainer.max_steps=1",
-                 "--quiet"]) == 1
+                 "--quiet", *(["--dry-run"] if dry_run else [])]) == 1
     assert capsys.readouterr().err == (
         f"error: data.root: {root} already holds {listed}; data.download=true writes the digits_invert task only "
         "into an empty or new folder: point data.root elsewhere, or set data.download=false to use what is there\n")
@@ -335,3 +364,126 @@ def test_digits_invert_is_written_whole_into_an_empty_root_or_not_at_all(tmp_pat
     with pytest.raises(KeyboardInterrupt):
         write_digits_invert(tmp_path / "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]  # no partial dataset, no scratch folder
+
+
+# --- a full disk ----------------------------------------------------------------------------------------------------
+
+
+def _disk_full_at(call: int, monkeypatch) -> None:
+    """``torch.save``'s ``call``-th write (1-based) fills the disk half-way through (ENOSPC)."""
+    import errno
+
+    real, calls = torch.save, []
+
+    def save(obj, file, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == call:
+            file.write(b"half a checkpoint")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(obj, file, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+
+
+@pytest.mark.parametrize("summary_fits", [True, False], ids=["summary written", "summary cannot be written"])
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_the_records_match(summary_fits: bool, files, tmp_path: Path,
+                                                                       monkeypatch, capsys) -> None:
+    """The second checkpoint (batch 4) hits ENOSPC: one line, last.ckpt still the batch-2 one, no temporary, no lock,
+    and summary.json says batch 2 and why it failed, or is gone when even it cannot be written (never stale)."""
+    import errno
+    import json
+
+    from gan_lightning import rundir
+    from gan_lightning.checkpoints import load_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "summary.json").write_text('{"batches": 99, "seconds": 1.0, "status": "finished"}\n')  # stale
+    _disk_full_at(2, monkeypatch)
+    if not summary_fits:
+        def full(path, text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        monkeypatch.setattr(rundir, "atomic_write_text", full)
+    assert main(["train", "dcgan_mnist", *tiny_overrides(files["data"], run, 6)]) == 1
+    last = run / "checkpoints" / "last.ckpt"
+    assert capsys.readouterr().err == (f"error: cannot write checkpoint {last} at batch 4 (No space left on device); "
+                                       "the previous one (batch 2) is intact\n")
+    assert load_checkpoint(last)["global_step"] == 2
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert not (run / ".lock").exists()
+    if summary_fits:
+        summary = json.loads((run / "summary.json").read_text())
+        assert summary["batches"] == 2 and summary["status"] == (
+            f"failed: cannot write checkpoint {last} at batch 4 (No space left on device); the previous one (batch 2) "
+            "is intact")
+    else:
+        assert not (run / "summary.json").exists()
+
+
+@pytest.mark.parametrize("written", [None, 0], ids=["ENOSPC", "nothing written"])
+def test_a_lock_taken_on_a_full_disk_is_not_left_behind(written, tmp_path: Path, monkeypatch) -> None:
+    """O_CREAT succeeds on a full disk (an inode, no data block); the write of the owner then fails or writes
+    nothing: no empty lock file may remain (it would read as stale, or block)."""
+    import errno
+
+    from gan_lightning.errors import GanLightningError
+    from gan_lightning.rundir import RunDirLock
+
+    def full_disk(handle: int, data: bytes) -> int:
+        if written is None:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return written
+
+    lock = RunDirLock(tmp_path)
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "write", full_disk)
+        with pytest.raises(GanLightningError) as error:
+            lock.acquire()
+    assert str(error.value) == f"run.dir: cannot take the lock {tmp_path / '.lock'} (No space left on device)"
+    assert list(tmp_path.iterdir()) == [] and not lock.held
+    with RunDirLock(tmp_path):  # and the directory can be taken once there is space
+        assert (tmp_path / ".lock").read_text().split()[1] == str(os.getpid())
+
+
+def test_warnings_before_an_error_are_dropped_and_after_success_shown(monkeypatch, capsys, recwarn) -> None:
+    """A short command's warnings (Pillow's, the metrics' rank warnings) wait for its outcome: a failure is its one
+    error line alone; a success shows them after its output."""
+    import warnings
+
+    from gan_lightning import cli
+    from gan_lightning.errors import GanLightningError
+
+    def failing(args) -> int:
+        warnings.warn("FID: the covariance is rank-deficient", UserWarning, stacklevel=1)
+        raise GanLightningError("the input is refused")
+
+    def succeeding(args) -> int:
+        warnings.warn("FID: the covariance is rank-deficient", UserWarning, stacklevel=1)
+        print("scores")
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_list", failing)
+    assert main(["list"]) == 1
+    assert capsys.readouterr().err == "error: the input is refused\n" and len(recwarn) == 0
+    monkeypatch.setattr(cli, "_cmd_list", succeeding)
+    assert main(["list"]) == 0  # (pytest records shown warnings instead of printing them)
+    assert capsys.readouterr().out == "scores\n"
+    assert [str(w.message) for w in recwarn] == ["FID: the covariance is rank-deficient"]
+
+
+def test_evaluate_on_a_test_set_smaller_than_is_splits_is_one_line(tmp_path: Path, capsys) -> None:
+    """A translation model is scored on its test set (3 images here): IS's 10 splits cannot be made from it."""
+    from tests.conftest import write_unpaired
+    from tests.test_translation import tiny_cyclegan
+
+    run = tmp_path / "run"
+    assert main(tiny_cyclegan("cyclegan_horse2zebra", write_unpaired(tmp_path / "h2z"), run, 1)) == 0
+    capsys.readouterr()
+    before = sorted(p.name for p in run.iterdir())
+    assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", "fid,is", "--extractor", "mnist",
+                 "--cache-dir", str(tmp_path / "cache")]) == 1
+    assert capsys.readouterr().err == ("error: --metrics fid,is: cyclegan is scored on its 3 evaluation images, fewer "
+                                       "than 10 (is scores 10 splits of the samples); add images to its test set or "
+                                       "leave that metric out\n")
+    assert sorted(p.name for p in run.iterdir()) == before and not (tmp_path / "cache").exists()

@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 from PIL import Image
 
 from datamodules import image_folder
 from datamodules.digest import digest_path, read_block_digests
 from datamodules.image_folder import Preprocess, cache_file, load_image_cache, to_8bit
+from gan_lightning.errors import GanLightningError
 from tests.datamodules.test_folder import datamodule, levels, write_images
 
 REPO = Path(__file__).resolve().parents[1]
@@ -232,3 +236,209 @@ def test_stale_or_damaged_block_digests_are_recomputed(tmp_path: Path, stored: s
     again = datamodule(tmp_path / "faces", tmp_path)
     again.setup()
     assert again.fingerprint == dm.fingerprint and digest_path(path).read_text() == digests
+
+
+# --- the decode worker pool: a dead worker, a stopped build, a dead writer's temporary ----------------------------
+
+
+def _leftovers(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.iterdir()) if cache.is_dir() else []
+
+
+def test_a_killed_decode_worker_is_one_line_and_leaves_nothing(tmp_path: Path, monkeypatch) -> None:
+    """A worker killed mid-chunk (as by the OOM killer: SIGKILL) breaks the pool: one line, no temporary, no cache."""
+    write_images(tmp_path / "faces", [10, 20, 30, 40, 50, 60])
+    monkeypatch.setattr(image_folder, "_IN_PROCESS_BELOW", 2)
+    monkeypatch.setattr(image_folder, "_CHUNK", 2)
+    real = image_folder.decode_image
+
+    def killed_on_040(path: Path, preprocess: Preprocess) -> np.ndarray:
+        if path.name == "040.png":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(path, preprocess)
+
+    monkeypatch.setattr(image_folder, "decode_image", killed_on_040)  # forked workers inherit it
+    with pytest.raises(GanLightningError) as error:
+        datamodule(tmp_path / "faces", tmp_path, decode_workers=2).setup()
+    assert str(error.value) == (
+        f"a process decoding the images of {tmp_path / 'faces'} died (killed, often by the out-of-memory killer); "
+        "lower data.decode_workers (now 2) or free memory, then run again")
+    assert _leftovers(tmp_path / "cache") == []
+
+
+STOPPED_BUILD = """
+import os, sys, time
+from datamodules import image_folder
+real, pids = image_folder.decode_image, sys.argv[1]
+
+def slow(path, preprocess):  # the workers' pids, and a decoding slow enough to be caught mid-build
+    open(os.path.join(pids, str(os.getpid())), "w").close()
+    time.sleep(0.02)
+    return real(path, preprocess)
+
+image_folder.decode_image = slow
+from gan_lightning.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_sigterm_during_a_cache_build_stops_workers_and_removes_the_temporary(tmp_path: Path) -> None:
+    """`train` SIGTERM'd while its workers decode 520 images (>= 512: the pool): one line, exit 143, every worker
+    gone, no temporary file and no cache (the next run decodes again)."""
+    folder, pids, cache = tmp_path / "faces", tmp_path / "pids", tmp_path / "cache"
+    folder.mkdir()
+    for index in range(520):
+        Image.new("L", (8, 8), index % 256).save(folder / f"{index:04d}.png")
+    pids.mkdir()
+    experiment = tmp_path / "folder.yaml"
+    experiment.write_text(
+        "model: {name: dcgan, latent_dim: 8, width_g: 4, width_d: 4}\n"
+        f"data: {{name: folder, root: {folder}, image_size: 16, batch_size: 4, cache_dir: {cache}, "
+        "decode_workers: 2}\n"
+        f"trainer: {{accelerator: cpu, max_steps: 2}}\nrun: {{quiet: true, dir: {tmp_path / 'run'}}}\n")
+    process = subprocess.Popen([sys.executable, "-c", STOPPED_BUILD, str(pids), "train", str(experiment)], cwd=REPO,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < 2 or not list(cache.glob(".tmp-*")):  # both workers decoding, file open
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 143 and out == ""
+    assert err.startswith("stopped: SIGTERM while decoding 520 images into ") and err.count("\n") == 1, err
+    assert err.endswith(": nothing was saved; the next run decodes the images again\n")
+    workers = [int(p.name) for p in pids.iterdir()]
+    deadline = time.monotonic() + 10
+    while any(map(_alive, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(map(_alive, workers))
+    assert _leftovers(cache) == []
+
+
+def test_a_later_build_removes_only_the_temporaries_of_dead_writers(tmp_path: Path) -> None:
+    """A dead writer's temporary (unlocked, older than the grace period) is removed; a live writer's (locked) and a
+    just-created one (its writer may not have locked it yet) are kept."""
+    import fcntl
+
+    from gan_lightning.files import TEMP_GRACE_SECONDS
+
+    write_images(tmp_path / "faces", [10, 20])
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    dead, live, fresh = (cache / f".tmp-faces-x.npy.{name}" for name in ("dead", "live", "fresh"))
+    for path in (dead, live, fresh):
+        path.write_bytes(b"\0" * 64)
+    old = time.time() - TEMP_GRACE_SECONDS - 5
+    for path in (dead, live):
+        os.utime(path, (old, old))
+    with open(live, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another open file description: to the cleaner, a live writer
+        datamodule(tmp_path / "faces", tmp_path).setup()
+        assert not dead.exists() and live.exists() and fresh.exists()
+
+
+# --- sizes checked against the model before any decoding ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("size, line", [
+    (1000, "model.name: dcgan cannot model samples of shape (3, 1000, 1000)"),
+    (60000, "data.image_size: 60000; accepted: an int in [8, 9459] (pixels a side)"),
+])
+@pytest.mark.parametrize("dry_run", [True, False], ids=["dry-run", "real"])
+def test_an_image_size_the_model_cannot_make_decodes_nothing(tmp_path: Path, monkeypatch, capsys, size: int,
+                                                              line: str, dry_run: bool) -> None:
+    from gan_lightning.cli import main
+
+    write_images(tmp_path / "faces", [10, 20, 30, 40])
+    monkeypatch.setattr(image_folder, "decode_image", lambda *args: pytest.fail("decoded an image"))
+    experiment = tmp_path / "folder.yaml"
+    experiment.write_text(
+        "model: {name: dcgan, latent_dim: 8, width_g: 4, width_d: 4}\n"
+        f"data: {{name: folder, root: {tmp_path / 'faces'}, image_size: {size}, batch_size: 2, "
+        f"cache_dir: {tmp_path / 'cache'}}}\n"
+        f"trainer: {{accelerator: cpu, max_steps: 2}}\nrun: {{quiet: true, dir: {tmp_path / 'run'}}}\n")
+    assert main(["train", str(experiment), *(["--dry-run"] if dry_run else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {line}") and err.count("\n") == 1, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["faces", "folder.yaml"]  # no cache folder, no run folder
+
+
+def test_a_cache_larger_than_the_free_space_is_refused_before_decoding(tmp_path: Path, monkeypatch) -> None:
+    import shutil
+    from collections import namedtuple
+
+    write_images(tmp_path / "faces", [10, 20])
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))
+    monkeypatch.setattr(image_folder, "decode_image", lambda *args: pytest.fail("decoded an image"))
+    with pytest.raises(GanLightningError, match=r"^data.cache_dir: the image cache of 2 images at 3 x 8 x 8 needs "
+                       r"0.00 GiB and .*cache has 0.00 GiB free; free space or point data.cache_dir elsewhere$"):
+        datamodule(tmp_path / "faces", tmp_path).setup()
+
+
+# --- decompression bombs: one line wherever an image is opened, no Pillow warning first ---------------------------
+
+
+@pytest.mark.parametrize("pixels", [1.5, 3.0], ids=["over the warning limit", "over the error limit"])
+def test_a_decompression_bomb_in_a_side_by_side_pair_is_one_line(tmp_path: Path, monkeypatch, recwarn,
+                                                                pixels: float) -> None:
+    """Pillow warns between once and twice MAX_IMAGE_PIXELS and raises beyond: both are the same one line, from the
+    pair check (headers only) and from the decoder, and nothing is printed before it."""
+    from datamodules.paired import check_side_by_side
+
+    pair = tmp_path / "train" / "0000.png"
+    pair.parent.mkdir()
+    Image.new("L", (32, 16)).save(pair)
+    limit = int(32 * 16 / pixels)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    line = (f"cannot read image {pair} (DecompressionBombError: image size (512 pixels) exceeds limit of "
+            f"{limit if pixels < 2 else 2 * limit} pixels)")  # Pillow's warning limit, then its error limit
+    for read in (lambda: check_side_by_side([pair]), lambda: image_folder.read_image(pair)):
+        with pytest.raises(GanLightningError) as error:
+            read()
+        assert str(error.value) == line
+    assert [str(w.message) for w in recwarn] == []
+
+
+# --- a root that is a file; a failed download leaves no folder ---------------------------------------------------
+
+
+def test_an_image_root_that_is_a_file_says_so(tmp_path: Path) -> None:
+    root = tmp_path / "faces.png"
+    root.write_bytes(b"not a folder")
+    with pytest.raises(GanLightningError, match=f"^image folder {root} is a file, expected a folder$"):
+        datamodule(root, tmp_path).setup()
+    with pytest.raises(GanLightningError, match=f"^data.root: image folder {root} is a file, expected a folder$"):
+        datamodule(root, tmp_path, labels=True).setup()
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new root", "existing empty root"])
+def test_a_failed_celeba_download_leaves_no_folder_it_made(tmp_path: Path, monkeypatch, existing: bool) -> None:
+    import torchvision.datasets
+
+    from datamodules.celeba import CelebADataModule
+
+    root = tmp_path / "faces"
+    if existing:
+        root.mkdir()
+
+    def refused(root_dir: str, **kwargs) -> None:  # torchvision makes its folder and a partial file, then fails
+        (Path(root_dir) / "celeba").mkdir(parents=True, exist_ok=True)
+        (Path(root_dir) / "celeba" / "img_align_celeba.zip.part").write_bytes(b"partial")
+        raise RuntimeError("Too many users have viewed or downloaded this file recently")
+
+    monkeypatch.setattr(torchvision.datasets, "CelebA", refused)
+    config = OmegaConf.merge(OmegaConf.structured(CelebADataModule.Config),
+                             {"root": str(root), "download": True, "cache_dir": str(tmp_path / "cache")})
+    with pytest.raises(GanLightningError, match="^CelebA download into .* failed \\(RuntimeError: Too many users"):
+        CelebADataModule(config).prepare_data()
+    assert sorted(p.name for p in tmp_path.iterdir()) == (["faces"] if existing else [])
+    assert not existing or list(root.iterdir()) == []  # the user's folder stays, without the partial download

@@ -283,6 +283,10 @@ class AdversarialModule(L.LightningModule, abc.ABC):
         """What metrics score: ``n`` samples in data space, in batches. With ``shard`` = (rank, world size), only
         batches rank, rank + world, ... of that same sequence (DDP evaluation)."""
 
+    def eval_sample_count(self, n: int, datamodule: Any = None) -> int:
+        """How many samples ``eval_samples(n, ...)`` gives (fewer than ``n`` where a model scores a fixed set)."""
+        return n
+
     # --- the alternating update of one batch ----------------------------------------------------------------
     @property
     def batch_count(self) -> int:

@@ -147,6 +147,9 @@ class CycleGAN(ImageTranslationModel):
         for batch in datamodule.test_images("A", n).split(batch_size)[rank::world]:
             yield self.translate(batch, "AtoB")
 
+    def eval_sample_count(self, n: int, datamodule: Any = None) -> int:
+        return len(datamodule.test_images("A", n))
+
     @property
     def translate_usage(self) -> str:
         return "gan-lightning translate CHECKPOINT --input DIR --direction AtoB --out DIR"

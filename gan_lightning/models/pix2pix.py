@@ -173,6 +173,9 @@ class Pix2Pix(ImageTranslationModel):
         for batch in datamodule.eval_pairs(n)[0].split(batch_size)[rank::world]:
             yield self.translate(batch)
 
+    def eval_sample_count(self, n: int, datamodule: Any = None) -> int:
+        return len(datamodule.eval_pairs(n)[0])
+
     @property
     def translate_usage(self) -> str:
         return f"gan-lightning translate CHECKPOINT --input DIR --direction {self.direction} --out DIR"
