@@ -26,10 +26,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def vgg19_features() -> nn.Sequential:
-    """torchvision's VGG19 ``features`` (convs, ReLUs, max pools), randomly initialised."""
-    from torchvision.models import vgg19
+    """torchvision's VGG19 ``features`` (convs, ReLUs, max pools), randomly initialised as ``vgg19(weights=None)``
+    initialises them: built by torchvision's own ``make_layers`` from its configuration "E" (VGG19), without the
+    classifier, whose 120M parameters a feature extractor never uses (and which take seconds to initialise)."""
+    from torchvision.models.vgg import cfgs, make_layers
 
-    return vgg19(weights=None).features
+    features = make_layers(cfgs["E"], batch_norm=False)
+    for module in features:
+        if isinstance(module, nn.Conv2d):  # torchvision's VGG._initialize_weights for convs
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    return features
 
 
 def layer_names(features: nn.Sequential) -> list[str]:
@@ -80,8 +87,9 @@ def load_vgg19_weights(features: nn.Sequential, path: str | Path) -> None:
         raise ConfigError(f"model.vgg_weights: {path} lacks {prefix}{missing[0]} (expected torchvision's vgg19 "
                           "file, vgg19-dcbb9e9d.pth)")
     # Keys beyond the cut are the later layers of the same network; a key that no VGG19 layer has means another file.
-    full = vgg19_features().state_dict()
-    unexpected = [key for key in given if key not in full]
+    conv_keys = {f"{i}.{kind}" for i, name in enumerate(VGG19_LAYERS) if name.startswith("conv")
+                 for kind in ("weight", "bias")}
+    unexpected = [key for key in given if key not in conv_keys]
     if unexpected:
         raise ConfigError(f"model.vgg_weights: {path} has {prefix}{unexpected[0]}, which VGG19 does not (expected "
                           "torchvision's vgg19 file)")
