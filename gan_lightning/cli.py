@@ -1,5 +1,5 @@
-"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | sweep | compare |
-list.
+"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | upscale | interpolate |
+sweep | compare | list.
 
 User errors (bad config, missing files) print one ``error:`` line to stderr and exit non-zero
 (2 for configuration problems, 1 otherwise); tracebacks are for bugs only.
@@ -198,7 +198,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                               if settings.inception_weights else {})}
     check_not_read([report], "the report", reads, "rename the checkpoint (the report goes beside its run)")
     model.to("cuda" if torch.cuda.is_available() else "cpu")
-    scores = {"checkpoint": str(args.checkpoint), "step": step, **evaluate(model, build_datamodule(config), settings)}
+    datamodule = build_datamodule(config)
+    if hasattr(model, "evaluate_test_sets"):  # super-resolution: PSNR/SSIM per test set; FID/KID on --metrics
+        found = {**model.evaluate_test_sets(datamodule), **(evaluate(model, datamodule, settings) if args.metrics
+                                                              else {})}
+    else:
+        found = evaluate(model, datamodule, settings)
+    scores = {"checkpoint": str(args.checkpoint), "step": step, **found}
     text = json.dumps(scores)
     print(text)
     try:
@@ -213,6 +219,22 @@ def _cmd_translate(args: argparse.Namespace) -> int:
 
     count, direction, out = translate_folder(args.checkpoint, args.input, args.out, args.direction, args.batch_size)
     print(f"wrote {count} translated images ({direction}) to {out}")
+    return 0
+
+
+def _cmd_upscale(args: argparse.Namespace) -> int:
+    from gan_lightning.superres_io import upscale_images
+
+    count, scale, out = upscale_images(args.checkpoint, args.input, args.out, args.tile, args.overlap)
+    print(f"wrote {count} images upscaled x{scale} to {out}")
+    return 0
+
+
+def _cmd_interpolate(args: argparse.Namespace) -> int:
+    from gan_lightning.superres_io import interpolate_checkpoints
+
+    architecture = interpolate_checkpoints(args.checkpoint_a, args.checkpoint_b, args.alpha, args.out)
+    print(f"wrote {args.out}: generator ({architecture}) = {1 - args.alpha:g} x A + {args.alpha:g} x B")
     return 0
 
 
@@ -311,6 +333,22 @@ def build_parser() -> argparse.ArgumentParser:
     translate.add_argument("--out", required=True, help="folder for the translations (same file names)")
     translate.add_argument("--batch-size", type=int, default=8)
     translate.set_defaults(handler=_cmd_translate)
+
+    upscale = commands.add_parser("upscale", help="upscale images with a super-resolution checkpoint (any size)")
+    upscale.add_argument("checkpoint")
+    upscale.add_argument("--input", required=True, help="an image, or a folder of jpg/png images")
+    upscale.add_argument("--out", required=True, help="folder for the upscaled images (same file names)")
+    upscale.add_argument("--tile", type=int, default=256, help="LR tile side: bounds the memory per step")
+    upscale.add_argument("--overlap", type=int, default=16, help="LR pixels shared by neighbouring tiles")
+    upscale.set_defaults(handler=_cmd_upscale)
+
+    interpolate = commands.add_parser("interpolate", help="network interpolation of two super-resolution "
+                                      "generators of one architecture (ESRGAN)")
+    interpolate.add_argument("checkpoint_a", metavar="CKPT_A", help="e.g. the PSNR-oriented model")
+    interpolate.add_argument("checkpoint_b", metavar="CKPT_B", help="e.g. the GAN model")
+    interpolate.add_argument("--alpha", type=float, default=0.8, help="weight of B: (1 - alpha) A + alpha B")
+    interpolate.add_argument("--out", required=True, help="the interpolated checkpoint (A's model config)")
+    interpolate.set_defaults(handler=_cmd_interpolate)
 
     sweep = commands.add_parser("sweep", help="run a W&B sweep file: online with an agent, or --local")
     sweep.add_argument("file", help="a sweep YAML (W&B format), or a shipped sweep's name (see list)")
