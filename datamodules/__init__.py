@@ -5,8 +5,9 @@ from datamodules.digits import DigitsDataModule
 from datamodules.folder import FolderDataModule
 from datamodules.mnist import MNISTDataModule
 from datamodules.paired import PairedDataModule
+from datamodules.superres import SuperResDataModule
 from datamodules.toy import ToyDataModule
 from datamodules.unpaired import UnpairedDataModule
 
 __all__ = ["CelebADataModule", "DigitsDataModule", "FolderDataModule", "MNISTDataModule", "PairedDataModule",
-           "ToyDataModule", "UnpairedDataModule"]
+           "SuperResDataModule", "ToyDataModule", "UnpairedDataModule"]

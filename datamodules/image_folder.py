@@ -34,14 +34,16 @@ File names are hashed as the bytes the OS stores (``os.fsencode``), so names tha
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import multiprocessing
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,7 +51,7 @@ from torch import Tensor
 
 from datamodules.digest import BlockHasher, block_digests, read_block_digests, write_block_digests
 from gan_lightning.errors import ConfigError, GanLightningError
-from gan_lightning.files import atomic_write, cache_root
+from gan_lightning.files import atomic_write, atomic_write_text, cache_root
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CROPS = ("none", "center", "left_half", "right_half")
@@ -173,13 +175,46 @@ def decode_image(path: Path, preprocess: Preprocess) -> np.ndarray:
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
+def decode_whole(path: Path, channels: int) -> np.ndarray:
+    """One image file at its own size as C x H x W uint8 (no crop, no resize: super-resolution ground truth); one line
+    naming the file if it cannot be read."""
+    image = read_image(path)
+    try:
+        array = np.asarray(to_8bit(image).convert("RGB" if channels == 3 else "L"), dtype=np.uint8)
+    except (OSError, ValueError) as error:
+        raise GanLightningError(f"cannot read image {path} ({type(error).__name__})") from None
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def image_sizes(files: Sequence[Path]) -> list[tuple[int, int]]:
+    """(height, width) of each file, from its header alone; one line naming a file that cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+
+    sizes = []
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                width, height = image.size
+        except (OSError, UnidentifiedImageError, ValueError) as error:
+            raise GanLightningError(f"cannot read image {path} ({type(error).__name__})") from None
+        sizes.append((height, width))
+    return sizes
+
+
 def _decode_chunk(files: Sequence[Path], preprocess: Preprocess) -> np.ndarray:
     return np.stack([decode_image(path, preprocess) for path in files])
 
 
-def _cache_key(files: Sequence[Path], preprocess: Preprocess) -> str:
+def _decode_flat_chunk(files: Sequence[Path], channels: int) -> np.ndarray:
+    """The images of ``files`` at their own sizes, flattened and concatenated (the ragged cache's layout)."""
+    return np.concatenate([decode_whole(path, channels).reshape(-1) for path in files])
+
+
+def _cache_key(files: Sequence[Path], preprocess: Preprocess | str) -> str:
+    """The key of ``files`` decoded by ``preprocess`` (or by the setting a string names: the ragged cache)."""
+    setting = preprocess if isinstance(preprocess, str) else preprocess.key
     digest = hashlib.blake2b(digest_size=12)
-    digest.update(f"v3 {preprocess.key}".encode())  # v3: 16-bit, float, CMYK and alpha images decode by the table
+    digest.update(f"v3 {setting}".encode())  # v3: 16-bit, float, CMYK and alpha images decode by the table
     for path in files:
         try:
             stat = path.stat()
@@ -194,20 +229,23 @@ def default_workers() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def _decoded_chunks(files: Sequence[Path], preprocess: Preprocess, workers: int) -> Iterator[np.ndarray]:
-    """The decoded images in file order, a chunk at a time (from ``workers`` processes when it pays)."""
-    chunks = [files[start : start + _CHUNK] for start in range(0, len(files), _CHUNK)]
+def _decoded_chunks(files: Sequence[Path], preprocess: Preprocess, workers: int,
+                    decode_chunk: Callable[[Sequence[Path], Any], np.ndarray] = _decode_chunk,
+                    chunk_size: int = _CHUNK) -> Iterator[np.ndarray]:
+    """The decoded images in file order, a chunk at a time (from ``workers`` processes when it pays).
+    ``decode_chunk(files, preprocess)``: how a chunk is decoded (a module-level function: workers pickle it)."""
+    chunks = [files[start : start + chunk_size] for start in range(0, len(files), chunk_size)]
     if workers <= 1 or len(files) < _IN_PROCESS_BELOW:
         for chunk in chunks:
-            yield _decode_chunk(chunk, preprocess)
+            yield decode_chunk(chunk, preprocess)
         return
     # fork: workers need only PIL and numpy, and start at once (spawn would import torch in each)
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method)) as pool:
-        yield from pool.map(_decode_chunk, chunks, [preprocess] * len(chunks))
+        yield from pool.map(decode_chunk, chunks, [preprocess] * len(chunks))
 
 
-def cache_file(files: Sequence[Path], preprocess: Preprocess, cache_dir: Path | None = None,
+def cache_file(files: Sequence[Path], preprocess: Preprocess | str, cache_dir: Path | None = None,
                name: str = "images") -> Path:
     """Where ``load_image_cache`` keeps ``files`` decoded: when it exists, nothing will be decoded (checks that only a
     first decoding needs can be skipped)."""
@@ -242,6 +280,35 @@ class ImageCache:
     block_digests: list[str]
 
 
+def _cache_to_write(path: Path, shape: tuple[int, ...]) -> bool:
+    """Whether the cache file ``path`` of uint8 ``shape`` must be (re)written: missing, or damaged (with a warning)."""
+    damage = _cache_damage(path, shape) if path.is_file() else None
+    if damage:  # trusted, it would fail at the first batch that reaches the damage (or serve garbage)
+        print(f"warning: image cache {path} {damage}; decoding the images again", file=sys.stderr)
+    return bool(damage) or not path.is_file()
+
+
+def _write_cache(path: Path, shape: tuple[int, ...], chunks: Iterator[np.ndarray], images: int, name: str,
+                 seen: Callable[[np.ndarray], int]) -> None:
+    """Write the uint8 array ``shape`` from ``chunks`` (in order) as the .npy file ``path``, atomically, with a progress
+    bar over ``images`` images; ``seen(chunk)`` digests each chunk as it passes and returns how many images it held."""
+    from tqdm import tqdm
+
+    def write(file) -> None:
+        np.lib.format.write_array_header_1_0(file, {"descr": "|u1", "fortran_order": False, "shape": shape})
+        with tqdm(total=images, desc=f"decoding {name}", unit="img", file=sys.stderr,
+                  disable=None) as bar:  # no bar when stderr is not a terminal
+            for chunk in chunks:
+                file.write(np.ascontiguousarray(chunk).data)
+                bar.update(seen(chunk))  # the digest costs no second read of the file
+
+    try:
+        atomic_write(path, write)
+    except OSError as error:
+        raise GanLightningError(f"data.cache_dir: cannot write the image cache to {path.parent} "
+                                f"({error.strerror or type(error).__name__})") from None
+
+
 def load_image_cache(files: Sequence[Path], preprocess: Preprocess, cache_dir: Path | None = None,
                      name: str = "images", workers: int | None = None) -> ImageCache:
     """``files`` as a uint8 N x C x size x size tensor over a memory-mapped cache file, decoding them on first use."""
@@ -249,27 +316,17 @@ def load_image_cache(files: Sequence[Path], preprocess: Preprocess, cache_dir: P
     path = cache_file(files, preprocess, cache_dir, name)
     shape = (len(files), preprocess.channels, preprocess.size, preprocess.size)
     blocks = None
-    damage = _cache_damage(path, shape) if path.is_file() else None
-    if damage:  # trusted, it would fail at the first batch that reaches the damage (or serve garbage)
-        print(f"warning: image cache {path} {damage}; decoding the images again", file=sys.stderr)
-    if damage or not path.is_file():
-        from tqdm import tqdm
-
+    if _cache_to_write(path, shape):
         workers = default_workers() if workers is None else workers
         hasher = BlockHasher()
 
-        def write(file) -> None:
-            np.lib.format.write_array_header_1_0(file, {"descr": "|u1", "fortran_order": False, "shape": shape})
-            with tqdm(total=len(files), desc=f"decoding {name}", unit="img", file=sys.stderr,
-                      disable=None) as bar:  # no bar when stderr is not a terminal
-                for chunk in _decoded_chunks(files, preprocess, workers):
-                    file.write(np.ascontiguousarray(chunk).data)
-                    hasher.update(chunk)  # the digest costs no second read of the file
-                    bar.update(len(chunk))
+        def seen(chunk: np.ndarray) -> int:
+            hasher.update(chunk)
+            return len(chunk)
 
+        _write_cache(path, shape, _decoded_chunks(files, preprocess, workers), len(files), name, seen)
+        blocks = hasher.finish()
         try:
-            atomic_write(path, write)
-            blocks = hasher.finish()
             write_block_digests(path, blocks)
         except OSError as error:
             raise GanLightningError(f"data.cache_dir: cannot write the image cache to {cache_dir} "
@@ -285,3 +342,113 @@ def load_image_cache(files: Sequence[Path], preprocess: Preprocess, cache_dir: P
         except OSError:
             pass  # a read-only cache still works; the digest is recomputed next time
     return ImageCache(images, blocks)
+
+
+# --- images of different sizes (super-resolution ground truth) --------------------------------------------------
+IMAGE_DIGESTS = "image-digests-v1"
+_RAGGED_CHUNK = 8  # photographs are large: a few per worker task keeps its result small
+
+
+def image_digest(image: np.ndarray | Tensor) -> str:
+    """The digest of one uint8 image: its shape and bytes."""
+    array = image.numpy() if isinstance(image, Tensor) else image
+    digest = hashlib.blake2b(f"{tuple(array.shape)}\n".encode(), digest_size=16)
+    digest.update(np.ascontiguousarray(array).data.cast("B"))
+    return digest.hexdigest()
+
+
+class RaggedImages:
+    """uint8 images of different sizes, stored one after another in one flat buffer (a memory map, or memory);
+    ``images[i]`` is image i as a C x H x W view. ``digests``: one ``image_digest`` per image (the data fingerprint)."""
+
+    def __init__(self, pixels: Tensor, shapes: Sequence[tuple[int, int, int]], digests: Sequence[str]):
+        self.pixels, self.shapes, self.digests = pixels, [tuple(s) for s in shapes], list(digests)
+        self.offsets = [0]
+        for shape in self.shapes:
+            self.offsets.append(self.offsets[-1] + math.prod(shape))
+        if self.offsets[-1] != pixels.numel() or len(self.digests) != len(self.shapes):
+            raise ValueError(f"{pixels.numel()} pixels and {len(self.digests)} digests for {len(self.shapes)} images "
+                             f"of {self.offsets[-1]} pixels")
+
+    @classmethod
+    def from_images(cls, images: Sequence[Tensor]) -> RaggedImages:
+        """Images already in memory (uint8 C x H x W tensors of any sizes)."""
+        flat = torch.cat([image.reshape(-1) for image in images]) if images else torch.zeros(0, dtype=torch.uint8)
+        return cls(flat, [tuple(image.shape) for image in images], [image_digest(image) for image in images])
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def __getitem__(self, index: int) -> Tensor:
+        return self.pixels[self.offsets[index] : self.offsets[index + 1]].view(self.shapes[index])
+
+    def head(self, n: int) -> RaggedImages:
+        """The first ``n`` images (``data.limit``)."""
+        n = min(n, len(self))
+        return RaggedImages(self.pixels[: self.offsets[n]], self.shapes[:n], self.digests[:n])
+
+
+def _digests_path(cache: Path) -> Path:
+    return cache.with_name(cache.name + ".images.json")
+
+
+def _read_image_digests(cache: Path, count: int) -> list[str] | None:
+    try:
+        stored = json.loads(_digests_path(cache).read_text())
+    except (OSError, ValueError):
+        return None
+    digests = stored.get("digests") if isinstance(stored, dict) and stored.get("format") == IMAGE_DIGESTS else None
+    ok = isinstance(digests, list) and len(digests) == count and all(isinstance(d, str) for d in digests)
+    return digests if ok else None
+
+
+def _write_image_digests(cache: Path, digests: list[str]) -> None:
+    atomic_write_text(_digests_path(cache), json.dumps({"format": IMAGE_DIGESTS, "digests": digests}))
+
+
+def load_ragged_cache(files: Sequence[Path], channels: int, cache_dir: Path | None = None, name: str = "images",
+                      workers: int | None = None) -> RaggedImages:
+    """``files`` decoded at their own sizes (C x H x W each, no crop or resize) into one flat memory-mapped uint8 cache
+    file, on first use: the same cache rules as ``load_image_cache`` (key, damage check, atomic write), with one
+    digest per image stored beside it (``<cache>.npy.images.json``)."""
+    if channels not in (1, 3):
+        raise ConfigError(f"data.channels: {channels}; accepted: 1, 3")
+    cache_dir = cache_dir or default_data_cache()
+    shapes = [(channels, height, width) for height, width in image_sizes(files)]
+    path = cache_file(files, f"whole channels={channels}", cache_dir, name)
+    shape = (sum(math.prod(s) for s in shapes),)
+    digests = None
+    if _cache_to_write(path, shape):
+        workers = default_workers() if workers is None else workers
+        written: list[str] = []
+
+        def seen(chunk: np.ndarray) -> int:  # the images of the chunk, split by their header sizes
+            first = len(written)
+            indices = range(first, min(first + _RAGGED_CHUNK, len(files)))
+            sizes = [math.prod(shapes[i]) for i in indices]
+            if sum(sizes) != len(chunk):
+                raise GanLightningError(f"the images from {files[first]} on decode to other sizes than their headers "
+                                        "say")
+            for i, piece in zip(indices, np.split(chunk, np.cumsum(sizes)[:-1]), strict=True):
+                written.append(image_digest(piece.reshape(shapes[i])))
+            return len(indices)
+
+        chunks = _decoded_chunks(files, channels, workers, _decode_flat_chunk, _RAGGED_CHUNK)
+        _write_cache(path, shape, chunks, len(files), name, seen)
+        digests = written
+        try:
+            _write_image_digests(path, digests)
+        except OSError as error:
+            raise GanLightningError(f"data.cache_dir: cannot write the image cache to {cache_dir} "
+                                    f"({error.strerror or type(error).__name__})") from None
+    pixels = torch.from_numpy(np.load(path, mmap_mode="c"))  # copy-on-write memory map, as load_image_cache
+    if digests is None:
+        digests = _read_image_digests(path, len(shapes))
+    if digests is None:  # lost or damaged: hash once, keep it
+        images = RaggedImages(pixels, shapes, [""] * len(shapes))
+        digests = [image_digest(images[i]) for i in range(len(images))]
+        try:
+            _write_image_digests(path, digests)
+        except OSError:
+            pass  # a read-only cache still works; the digests are recomputed next time
+    return RaggedImages(pixels, shapes, digests)

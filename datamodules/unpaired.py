@@ -80,11 +80,14 @@ class UnpairedBatches(ConsumedCounter):
                  rank: int = 0, world_size: int = 1, count_on_yield: bool = True):
         self.a, self.b, self.batch_size, self.crop_size, self.flip = a, b, batch_size, crop_size, flip
         self.seed, self.rank, self.world_size, self.count_on_yield = seed, rank, world_size, count_on_yield
-        self.per_epoch = max(len(a), len(b)) // world_size // batch_size
+        self.per_epoch = self.batches_per_epoch()
         if self.per_epoch < 1:
             raise ValueError(f"{max(len(a), len(b))} images per domain over {world_size} rank(s) is fewer than one "
                              f"batch of {batch_size}")
         self.consumed = 0
+
+    def batches_per_epoch(self) -> int:
+        return max(len(self.a), len(self.b)) // self.world_size // self.batch_size
 
     def __len__(self) -> int:
         return self.per_epoch
