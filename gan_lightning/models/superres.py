@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import Tensor, nn
 
-from gan_lightning.errors import ConfigError
+from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.losses import SRGAN_CONTENT_SCALE, content_loss, d_relativistic_average, g_relativistic_average
 from gan_lightning.models.base import AdversarialConfig, Preview, eval_forward
 from gan_lightning.models.translation import ImageTranslationConfig, ImageTranslationModel
@@ -179,9 +179,13 @@ class SuperResolutionModel(ImageTranslationModel):
         return "gan-lightning upscale CHECKPOINT --input DIR_OR_IMAGE --out DIR"
 
     def preview_pairs(self, count: int, datamodule: Any) -> tuple[Tensor, Tensor]:
-        """The first ``count`` (LR, HR) test pairs, centre-cropped to the training crop so they stack."""
-        name = next(iter(datamodule.test_sets()))
-        pairs = datamodule.test_sets()[name][:count]
+        """The first ``count`` (LR, HR) pairs of the first test set, centre-cropped to the training crop so they
+        stack."""
+        test_sets = datamodule.test_sets()
+        if not test_sets:
+            raise GanLightningError("super-resolution previews show test images: the data has no test set (add one "
+                                    "under data.test_sets, or use data.source digits or photos)")
+        pairs = next(iter(test_sets.values()))[:count]
         return centre_crop_pairs(pairs, self.sample_shape[-1], self.scale)
 
     def preview(self, n: int, nrow: int, datamodule: Any = None) -> Preview:
@@ -195,10 +199,18 @@ class SuperResolutionModel(ImageTranslationModel):
 
     def eval_samples(self, n: int, batch_size: int, seed: int, datamodule: Any = None,
                      shard: tuple[int, int] = (0, 1)) -> Iterator[Tensor]:
-        """G over the first ``n`` test images (centre crops of the training crop size), for FID/KID."""
+        """For FID/KID: G's upscaling of each whole test image, cut into the non-overlapping training-crop tiles the
+        datamodule's ``real_samples`` cuts the HR test images into (row by row, image by image), the first ``n``."""
+        tiles = []
+        for pairs in datamodule.test_sets().values():
+            for lr, _ in pairs:
+                tiles += crop_tiles(self.upscale(lr)[0].clamp(-1, 1), self.sample_shape[-1])
+                if len(tiles) >= n:
+                    break
+            if len(tiles) >= n:
+                break
         rank, world = shard
-        for batch in self.preview_pairs(n, datamodule)[0].split(batch_size)[rank::world]:
-            yield self.upscale(batch)
+        yield from torch.stack(tiles[:n]).split(batch_size)[rank::world]
 
     def evaluate_test_sets(self, datamodule: Any) -> dict[str, Any]:
         """PSNR/SSIM (Y and RGB) of G and of bicubic upscaling on every test set of the data, whole images."""
@@ -207,9 +219,15 @@ class SuperResolutionModel(ImageTranslationModel):
         return evaluate_superres(self.upscale, datamodule.test_sets(), self.scale)
 
 
+def crop_tiles(image: Tensor, size: int) -> list[Tensor]:
+    """The non-overlapping ``size`` x ``size`` tiles of a C x H x W image, row by row (an incomplete edge dropped)."""
+    return [image[:, top : top + size, left : left + size] for top in range(0, image.shape[-2] - size + 1, size)
+            for left in range(0, image.shape[-1] - size + 1, size)]
+
+
 def centre_crop_pairs(pairs: list[tuple[Tensor, Tensor]], size: int, scale: int) -> tuple[Tensor, Tensor]:
-    """(LR, HR) batches of the pairs' centre crops: HR ``size`` x ``size`` (or the image, if smaller, rounded down to a
-    multiple of ``scale``), LR the aligned ``size / scale`` crop."""
+    """(LR, HR) batches of the pairs' centre crops (pairs of 1 x C x h x w and 1 x C x H x W): HR ``size`` x ``size``
+    (or the smallest image's side, rounded down to a multiple of ``scale``), LR the aligned ``size / scale`` crop."""
     size = min([size, *(min(hr.shape[-2:]) for _, hr in pairs)]) // scale * scale
     small = size // scale
     lows, highs = [], []
@@ -217,7 +235,7 @@ def centre_crop_pairs(pairs: list[tuple[Tensor, Tensor]], size: int, scale: int)
         top, left = (lr.shape[-2] - small) // 2, (lr.shape[-1] - small) // 2
         lows.append(lr[..., top : top + small, left : left + small])
         highs.append(hr[..., top * scale : (top + small) * scale, left * scale : (left + small) * scale])
-    return torch.stack(lows), torch.stack(highs)
+    return torch.cat(lows), torch.cat(highs)
 
 
 def generator_state(checkpoint: dict[str, Any]) -> dict[str, Tensor]:
