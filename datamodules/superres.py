@@ -265,6 +265,7 @@ class SuperResDataModule(BatchedDataModule):
         self.train_images = images
 
     def make_batches(self, rank: int, world_size: int, count_on_yield: bool) -> SuperResBatches:
+        self.setup()
         return SuperResBatches(self.train_images, self.config.batch_size, self.config.crop_size, self.scale,
                                self.config.augment, self.seed, rank, world_size, count_on_yield)
 

@@ -170,12 +170,18 @@ def merge_schema(schema: type, values: Any, section: str) -> DictConfig:
 
 
 def _schema_at(schema: type, dotted_key: str) -> type:
-    """The dataclass that owns the last component of ``dotted_key`` (for the list of accepted keys)."""
-    for part in dotted_key.split(".")[:-1] if dotted_key else []:
-        nested = _type_hints(schema).get(part)
+    """The dataclass that owns the last component of ``dotted_key`` (for the list of accepted keys); a
+    ``dict[str, Dataclass]`` field (named entries, e.g. ``data.test_sets.Set5.hr``) is followed through its key."""
+    parts = dotted_key.split(".")[:-1] if dotted_key else []
+    index = 0
+    while index < len(parts):
+        nested = _type_hints(schema).get(parts[index])
+        arguments = typing.get_args(nested)
+        if typing.get_origin(nested) is dict and len(arguments) == 2 and dataclasses.is_dataclass(arguments[1]):
+            nested, index = arguments[1], index + 1  # the next part names an entry of the mapping
         if not (isinstance(nested, type) and dataclasses.is_dataclass(nested)):
             break
-        schema = nested
+        schema, index = nested, index + 1
     return schema
 
 
