@@ -92,7 +92,7 @@ def plain_seconds(model: SuperResolutionModel, data: PairsData, steps: int, warm
 def throughput(model: SuperResolutionModel, image: int, tile: int, overlap: int, repeats: int) -> float:
     from gan_lightning.superres_eval import upscale_tiled
 
-    lr = torch.rand(3, image, image) * 2 - 1
+    lr = torch.rand(1, 3, image, image) * 2 - 1
     upscale_tiled(model.upscale, lr, model.scale, tile, overlap)  # warm-up
     seconds = []
     for _ in range(repeats):

@@ -64,8 +64,8 @@ def upscale_images(checkpoint: str | Path, input_path: str | Path, out: str | Pa
 
     if tile < 1:
         raise GanLightningError(f"--tile must be >= 1, got {tile}")
-    if not 0 <= overlap < tile:
-        raise GanLightningError(f"--overlap must be in [0, --tile), got {overlap} with --tile {tile}")
+    if overlap < 0:
+        raise GanLightningError(f"--overlap must be >= 0, got {overlap}")
     input_path, out = Path(input_path), Path(out)
     files = _inputs(input_path)
     if input_path.is_dir():
@@ -80,7 +80,7 @@ def upscale_images(checkpoint: str | Path, input_path: str | Path, out: str | Pa
     out.mkdir(parents=True, exist_ok=True)
     for path in tqdm(files, desc=f"upscaling x{model.scale}", unit="image", file=sys.stderr, disable=None):
         image = uint8_to_unit_range(read_full_image(path, model.sample_shape[0]))
-        upscaled = upscale_tiled(model.upscale, image, model.scale, tile, overlap)
+        upscaled = upscale_tiled(model.upscale, image[None], model.scale, tile, overlap)[0]
         save_image_file(upscaled.float().cpu().add(1.0).div(2.0).clamp(0.0, 1.0), out / path.name)
     return len(files), model.scale, out
 

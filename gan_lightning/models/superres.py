@@ -190,11 +190,11 @@ class SuperResolutionModel(ImageTranslationModel):
 
     def preview(self, n: int, nrow: int, datamodule: Any = None) -> Preview:
         """Rows LR (nearest-upsampled), bicubic, SR, HR for the first ``nrow`` test images."""
-        from gan_lightning.imresize import imresize
+        from gan_lightning.superres_eval import bicubic_upscale
 
         lr, hr = self.preview_pairs(nrow, datamodule)
-        rows = [F.interpolate(lr, scale_factor=self.scale, mode="nearest"), imresize(lr, self.scale).clamp(-1, 1),
-                self.upscale(lr).cpu().clamp(-1, 1), hr]
+        rows = [F.interpolate(lr, scale_factor=self.scale, mode="nearest"),
+                bicubic_upscale(lr, self.scale).clamp(-1, 1), self.upscale(lr).cpu().clamp(-1, 1), hr]
         return Preview(torch.cat([row.to(self.device) for row in rows]), len(lr), ("LR", "bicubic", "SR", "HR"))
 
     def eval_samples(self, n: int, batch_size: int, seed: int, datamodule: Any = None,
