@@ -172,7 +172,8 @@ class SuperResolutionModel(ImageTranslationModel):
         return eval_forward(self.generator, images.to(self.device))
 
     def translate(self, images: Tensor, direction: str | None = None) -> Tensor:
-        return self.upscale(images)
+        # `translate` resizes its inputs to the training crop, which would throw away what super-resolution is for.
+        raise GanLightningError(f"{self.registry_name} upscales images at their own size: use {self.translate_usage}")
 
     @property
     def translate_usage(self) -> str:

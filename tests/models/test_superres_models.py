@@ -159,3 +159,15 @@ def test_pixel_content_option_needs_no_vgg() -> None:
     assert model.perceptual_network() is None
     b = batch()
     assert set(model.generator_loss(b, model.make_fakes(b))[1]) == {"g_adv", "pixel"}
+
+
+def test_upscale_runs_g_in_eval_mode_and_translate_points_to_upscale() -> None:
+    model = SRResNetModel(TINY_G, HR, scale=4)
+    lr = batch()["lr"]
+    model.generator.eval()
+    expected = model.generator(lr)
+    model.generator.train()
+    assert torch.equal(model.upscale(lr), expected) and model.generator.training
+    with pytest.raises(GanLightningError, match="srresnet upscales images at their own size: use gan-lightning "
+                       "upscale CHECKPOINT"):
+        model.translate(lr)
