@@ -127,6 +127,9 @@ class SuperResolutionModel(ImageTranslationModel):
         """G's weights from the checkpoint at ``path`` (read with weights_only); one line if they do not fit."""
         from gan_lightning.checkpoints import load_checkpoint
 
+        if not Path(path).is_file():
+            raise ConfigError(f"model.init_from: checkpoint {path} does not exist; train the PSNR-oriented stage first "
+                              "(e.g. gan-lightning train srresnet_digits) or set model.init_from=null for a random G")
         state = generator_state(load_checkpoint(path, "model.init_from"))
         problem = state_mismatch(self.generator.state_dict(), state)
         if problem:

@@ -129,7 +129,7 @@ def test_init_from_loads_g_and_refuses_another_architecture(tmp_path: Path) -> N
     assert "\n" not in str(error.value)
     with pytest.raises(ConfigError, match="lacks"):
         SRGAN({**TINY_G, **TINY_D, "n_blocks": 2, "init_from": str(checkpoint)}, HR, scale=4)
-    with pytest.raises(GanLightningError, match="model.init_from: checkpoint .*none.ckpt does not exist"):
+    with pytest.raises(ConfigError, match="model.init_from: checkpoint .*none.ckpt does not exist; train the PSNR"):
         SRGAN({**TINY_G, **TINY_D, "init_from": str(tmp_path / "none.ckpt")}, HR, scale=4)
 
 
