@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--models", nargs="+", default=["srresnet", "srgan"], choices=["srresnet", "srgan"])
     parser.add_argument("--image", type=int, default=128, help="LR side for the throughput")
     parser.add_argument("--tile", type=int, default=64)
     parser.add_argument("--overlap", type=int, default=8)
@@ -120,8 +121,10 @@ def main() -> None:
     shape, sizes = (3, args.crop, args.crop), {"width_g": args.width, "n_blocks": args.blocks}
     data = PairsData(args.crop, 4, args.batch)
     threads = torch.get_num_threads()
-    for name, build in (("srresnet", lambda: SRResNetModel(sizes, shape, scale=4)),
-                        ("srgan", lambda: SRGAN({**sizes, "vgg_random_weights": True}, shape, scale=4))):
+    builders = {"srresnet": lambda: SRResNetModel(sizes, shape, scale=4),
+                "srgan": lambda: SRGAN({**sizes, "vgg_random_weights": True}, shape, scale=4)}
+    for name in args.models:
+        build = builders[name]
         torch.manual_seed(0)
         template = build()
         if isinstance(template, SRGAN):
