@@ -30,7 +30,15 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from datamodules.base import DataConfig
-from datamodules.image_folder import ImageCache, Preprocess, cache_file, data_cache, image_files, load_image_cache
+from datamodules.image_folder import (
+    ImageCache,
+    Preprocess,
+    cache_file,
+    data_cache,
+    image_files,
+    image_sizes,
+    load_image_cache,
+)
 from datamodules.unpaired import TranslationDataModule, UnpairedBatches, download_dataset, jitter
 from gan_lightning.data_io import uint8_to_unit_range
 from gan_lightning.errors import ConfigError, GanLightningError, check_values
@@ -203,14 +211,7 @@ class PairedDataModule(TranslationDataModule):
 
 def check_side_by_side(files: list[Path]) -> None:
     """One line for an image that cannot be an A | B pair (odd width) or cannot be read; headers only."""
-    from PIL import Image, UnidentifiedImageError
-
-    for path in files:
-        try:
-            with Image.open(path) as image:
-                width, height = image.size
-        except (OSError, UnidentifiedImageError, ValueError) as error:
-            raise GanLightningError(f"cannot read image {path} ({type(error).__name__})") from None
+    for path, (height, width) in zip(files, image_sizes(files), strict=True):
         if width % 2:
             raise GanLightningError(f"{path} is {width}x{height}: an odd width cannot hold A | B side by side "
                                     "(data.layout=side_by_side); use data.layout=folders for separate A and B images")

@@ -155,7 +155,11 @@ def _as_channels(array: np.ndarray, channels: int) -> Tensor:
 
 def load_photo(name: str) -> np.ndarray:
     """One of scikit-image's shipped photographs as a uint8 array (H x W or H x W x 3)."""
-    from skimage import data
+    try:
+        from skimage import data
+    except ImportError:
+        raise GanLightningError("data.source: photos reads the photographs shipped with scikit-image, which is not "
+                                "installed (pip install scikit-image)") from None
 
     if name.startswith("motorcycle_"):
         left, right, _ = data.stereo_motorcycle()

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from gan_lightning.errors import GanLightningError
 from gan_lightning.imresize import imresize
 from gan_lightning.metrics.pixel import psnr, ssim
 
@@ -54,19 +55,23 @@ def evaluate_superres(upscale: Upscale, test_sets: Mapping[str, Sequence[tuple[T
 
     ``{"Set5": {"images": 5, "psnr_y": .., "ssim_y": .., "psnr_rgb": .., "ssim_rgb": .., "bicubic": {...}}}``.
 
-    ``upscale`` takes one LR image (1, C, h, w) in [-1, 1] and returns (1, C, h scale, w scale) (on any device); an
-    image it reproduces exactly has PSNR inf, and so has its set's mean."""
+    ``upscale`` takes one LR image (1, C, h, w) in [-1, 1] (on the CPU) and returns (1, C, h scale, w scale) (on any
+    device); an image it reproduces exactly has PSNR inf, and so has its set's mean. A wrong output size, or an image
+    too small for the border crop and SSIM's 11 x 11 window, is one GanLightningError line."""
     results: dict[str, dict] = {}
     for name, pairs in test_sets.items():
         if not pairs:
-            raise ValueError(f"test set {name} holds no images")
+            raise GanLightningError(f"test set {name} holds no images")
         model, bicubic = [], []
-        for lr, hr in pairs:
+        for index, (lr, hr) in enumerate(pairs):
             sr = upscale(lr).detach().float().cpu()
             if sr.shape != hr.shape:
-                raise ValueError(f"test set {name}: upscaling a {tuple(lr.shape)} LR image gave {tuple(sr.shape)}, "
-                                 f"not the HR's {tuple(hr.shape)} (scale {scale})")
-            model.append(score_pair(sr, hr, scale))
+                raise GanLightningError(f"test set {name}: upscaling a {tuple(lr.shape)} LR image gave "
+                                        f"{tuple(sr.shape)}, not the HR's {tuple(hr.shape)} (scale {scale})")
+            try:
+                model.append(score_pair(sr, hr, scale))
+            except ValueError as error:  # an image too small for the border crop and SSIM's window
+                raise GanLightningError(f"test set {name}, image {index}: {error}") from None
             bicubic.append(score_pair(bicubic_upscale(lr, scale), hr, scale))
         results[name] = {"images": len(pairs), **_mean_scores(model), "bicubic": _mean_scores(bicubic)}
     return results

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from gan_lightning.errors import GanLightningError
 from gan_lightning.imresize import imresize
 from gan_lightning.metrics.pixel import psnr, ssim
 from gan_lightning.superres_eval import evaluate_superres, upscale_tiled
@@ -51,9 +52,12 @@ def test_bicubic_model_scores_as_the_baseline_and_gray_y_is_rgb():
     assert list(results) == ["gray", "again"] and results["again"]["images"] == 1
 
 
-def test_evaluation_refuses_a_wrong_output_size():
-    with pytest.raises(ValueError, match=r"gave \(1, 3, 12, 10\), not the HR's \(1, 3, 24, 20\)"):
+def test_evaluation_refuses_a_wrong_output_size_or_a_tiny_image_in_one_line():
+    with pytest.raises(GanLightningError, match=r"gave \(1, 3, 12, 10\), not the HR's \(1, 3, 24, 20\)"):
         evaluate_superres(lambda lr: imresize(lr, 2), {"toy": _test_set(3, 1)}, scale=4)
+    tiny = [(torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 16, 16))]  # 8 x 8 after the border crop: no SSIM window
+    with pytest.raises(GanLightningError, match=r"test set tiny, image 0: SSIM needs images of at least 11x11"):
+        evaluate_superres(lambda lr: imresize(lr, 4), {"tiny": tiny}, scale=4)
 
 
 class _TinySR(nn.Module):

@@ -1,5 +1,6 @@
 """superres datamodule: LR by MATLAB bicubic from the very HR crop, shared augmentation, test sets, resume, errors."""
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,9 @@ def test_missing_empty_or_too_small_data_is_one_line(tmp_path):
     _folder(tmp_path / "small", [(100, 120), (40, 90)])
     with pytest.raises(ConfigError, match=r"data.crop_size: 96 is larger than .*01.png \(90x40\); 1 training"):
         _module(tmp_path, root=str(tmp_path / "small")).setup()
+
+
+def test_photos_without_scikit_image_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "skimage", None)  # import skimage now raises ImportError
+    with pytest.raises(GanLightningError, match=r"scikit-image, which is not installed \(pip install scikit-image\)"):
+        SuperResDataModule(source="photos").setup()
