@@ -1,5 +1,5 @@
-"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | project | sweep |
-compare | list.
+"""``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | project | upscale |
+interpolate | sweep | compare | list.
 
 User errors (bad config, missing files) print one ``error:`` line to stderr and exit non-zero
 (2 for configuration problems, 1 otherwise); tracebacks are for bugs only.
@@ -273,7 +273,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                               if settings.inception_weights else {})}
     check_not_read([report], "the report", reads, "rename the checkpoint (the report goes beside its run)")
     datamodule = build_datamodule(config)
-    if not only_ppl:
+    superres = hasattr(model, "evaluate_test_sets")
+    image_metrics = not only_ppl and (not superres or args.metrics is not None)
+    if image_metrics:
         scored = model.eval_sample_count(settings.n_samples, datamodule)  # a translation model: its test set
         need, why = fewest_samples(settings.metrics)
         if scored < need:
@@ -282,9 +284,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                     "leave that metric out")
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     scores = {"checkpoint": str(args.checkpoint), "step": step}
+    if superres:  # PSNR/SSIM per test set next to bicubic; FID/KID only when --metrics asks
+        scores.update(model.evaluate_test_sets(datamodule))
     if want_ppl:  # checked first: a model without a mapping network refuses before any FID work
         scores.update(_path_length(model, args, settings))
-    if not only_ppl:
+    if image_metrics:
         scores.update(evaluate(model, datamodule, settings))
     text = json.dumps(scores)
     print(text)
@@ -333,6 +337,22 @@ def _cmd_project(args: argparse.Namespace) -> int:
                                        args.w_plus, args.vgg_weights, args.seed, args.batch_size,
                                        perceptual=not args.pixel_only)
     print(f"projected {count} images into {space}: {out}/*_projected.png, {out}/latents.pt, {out}/progress.png")
+    return 0
+
+
+def _cmd_upscale(args: argparse.Namespace) -> int:
+    from gan_lightning.superres_io import upscale_images
+
+    count, scale, out = upscale_images(args.checkpoint, args.input, args.out, args.tile, args.overlap)
+    print(f"wrote {count} images upscaled x{scale} to {out}")
+    return 0
+
+
+def _cmd_interpolate(args: argparse.Namespace) -> int:
+    from gan_lightning.superres_io import interpolate_checkpoints
+
+    architecture = interpolate_checkpoints(args.checkpoint_a, args.checkpoint_b, args.alpha, args.out)
+    print(f"wrote {args.out}: generator ({architecture}) = {1 - args.alpha:g} x A + {args.alpha:g} x B")
     return 0
 
 
@@ -476,6 +496,22 @@ def build_parser() -> argparse.ArgumentParser:
     projecting.add_argument("--seed", type=int, default=0)
     projecting.add_argument("--batch-size", type=int, default=16, help="images optimised together")
     projecting.set_defaults(handler=_cmd_project)
+
+    upscale = commands.add_parser("upscale", help="upscale images with a super-resolution checkpoint (any size)")
+    upscale.add_argument("checkpoint")
+    upscale.add_argument("--input", required=True, help="an image, or a folder of jpg/png images")
+    upscale.add_argument("--out", required=True, help="folder for the upscaled images (same file names)")
+    upscale.add_argument("--tile", type=int, default=256, help="LR tile side: bounds the memory per step")
+    upscale.add_argument("--overlap", type=int, default=16, help="LR pixels shared by neighbouring tiles")
+    upscale.set_defaults(handler=_cmd_upscale)
+
+    interpolate = commands.add_parser("interpolate", help="network interpolation of two super-resolution "
+                                      "generators of one architecture (ESRGAN)")
+    interpolate.add_argument("checkpoint_a", metavar="CKPT_A", help="e.g. the PSNR-oriented model")
+    interpolate.add_argument("checkpoint_b", metavar="CKPT_B", help="e.g. the GAN model")
+    interpolate.add_argument("--alpha", type=float, default=0.8, help="weight of B: (1 - alpha) A + alpha B")
+    interpolate.add_argument("--out", required=True, help="the interpolated checkpoint (A's model config)")
+    interpolate.set_defaults(handler=_cmd_interpolate)
 
     sweep = commands.add_parser("sweep", help="run a W&B sweep file: online with an agent, or --local")
     sweep.add_argument("file", help="a sweep YAML (W&B format), or a shipped sweep's name (see list)")

@@ -135,6 +135,39 @@ def historical_average(parameters: list[Tensor], averages: list[Tensor]) -> Tens
     return total
 
 
+# --- Super-resolution (Ledig et al. 2017, SRGAN; Wang et al. 2018, ESRGAN) ------------------------------------
+
+
+def d_relativistic_average(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """ESRGAN's relativistic average D (Jolicoeur-Martineau 2018): D_Ra(a, b) = sigmoid(C(a) - mean C(b)),
+    L_D = -mean log D_Ra(x_r, x_f) - mean log(1 - D_Ra(x_f, x_r)), on logits through BCE-with-logits."""
+    real_vs_fake = real_logits - fake_logits.mean()
+    fake_vs_real = fake_logits - real_logits.mean()
+    return (F.binary_cross_entropy_with_logits(real_vs_fake, torch.ones_like(real_vs_fake))
+            + F.binary_cross_entropy_with_logits(fake_vs_real, torch.zeros_like(fake_vs_real)))
+
+
+def g_relativistic_average(real_logits: Tensor, fake_logits: Tensor) -> Tensor:
+    """The generator's side, symmetric: -mean log(1 - D_Ra(x_r, x_f)) - mean log D_Ra(x_f, x_r). G gets gradients
+    from the real images' term too (through mean C(x_f)), unlike the standard GAN loss."""
+    return d_relativistic_average(fake_logits, real_logits)
+
+
+# SRGAN rescales the VGG content loss by 1/12.75 so that it is of the order of the pixel MSE.
+SRGAN_CONTENT_SCALE = 1 / 12.75
+
+
+def content_loss(sr_features: Tensor, hr_features: Tensor, criterion: str = "mse",
+                 scale: float = SRGAN_CONTENT_SCALE) -> Tensor:
+    """``scale`` x the mean squared (``mse``, SRGAN) or absolute (``l1``, ESRGAN, with scale 1) difference of two
+    feature maps (VGG features, or the images themselves for a pixel loss)."""
+    if criterion == "mse":
+        return scale * F.mse_loss(sr_features, hr_features)
+    if criterion == "l1":
+        return scale * F.l1_loss(sr_features, hr_features)
+    raise ValueError(f"content_loss: criterion {criterion!r} is not mse or l1")
+
+
 # name -> (discriminator loss, generator loss). Used by configs (``model.loss``) and validated there.
 LOSS_FAMILIES: dict[str, tuple[Callable[..., Tensor], Callable[[Tensor], Tensor]]] = {
     "minimax": (d_minimax, g_saturating),

@@ -70,6 +70,11 @@ def _data(experiment: str, raw, root: Path, monkeypatch) -> list[str]:
         write_dataset(root, size=16, channels=3, noise=True)
         return [f"data.root={root}", "data.download=false", "data.load_size=18", "data.crop_size=16",
                 "data.channels=3", "model.d_layers=1", "model.lr_schedule=constant"]
+    if name == "superres":  # digits and photos ship offline; a folder recipe gets random photos
+        from tests.test_superres_experiments import tiny_data
+
+        metrics = [] if raw.data.source == "digits" else ["callbacks.metrics.enabled=false"]  # MNIST extractor: grey 28
+        return [*tiny_data(raw, root), *metrics]
     raise AssertionError(f"{experiment}: no fake layout for data.name={name}")
 
 
@@ -79,6 +84,10 @@ def _model(raw) -> list[str]:
     if raw.model.name == "stylegan2":
         return ["model.latent_dim=8", "model.w_dim=8", "model.channel_base=64", "model.channel_max=8",
                 "model.mapping_layers=1"]
+    if raw.data.name == "superres":
+        from tests.test_superres_experiments import tiny_model
+
+        return tiny_model(raw)
     latent = [] if raw.model.name in ("cyclegan", "pix2pix") else ["model.latent_dim=8"]
     return ["model.width_g=4", "model.width_d=4", *latent]
 

@@ -163,3 +163,23 @@ def test_historical_average() -> None:
     assert losses.historical_average(params, averages).item() == pytest.approx(1.0 + 4.0 + 4.0)
     with pytest.raises(ValueError):  # a missing average is a bug in the caller, not silently ignored
         losses.historical_average(params, averages[:1])
+
+
+# --- super-resolution ---------------------------------------------------------------------------------------
+
+
+def test_relativistic_average_losses_match_hand_formula() -> None:
+    real_mean, fake_mean = mean(REAL), mean(FAKE)
+    d = -mean([math.log(s(r - fake_mean)) for r in REAL]) - mean([math.log(1 - s(f - real_mean)) for f in FAKE])
+    g = -mean([math.log(1 - s(r - fake_mean)) for r in REAL]) - mean([math.log(s(f - real_mean)) for f in FAKE])
+    assert losses.d_relativistic_average(t(REAL), t(FAKE)).item() == pytest.approx(d, rel=1e-12)
+    assert losses.g_relativistic_average(t(REAL), t(FAKE)).item() == pytest.approx(g, rel=1e-12)
+
+
+def test_content_loss_mse_scaled_as_srgan_and_l1() -> None:
+    a, b = t([1.0, 2.0, -1.0, 0.5]), t([0.0, 2.5, 1.0, 0.5])
+    squares = [1.0, 0.25, 4.0, 0.0]
+    assert losses.content_loss(a, b).item() == pytest.approx(mean(squares) / 12.75, rel=1e-12)
+    assert losses.content_loss(a, b, "l1", scale=1.0).item() == pytest.approx(mean([1.0, 0.5, 2.0, 0.0]), rel=1e-12)
+    with pytest.raises(ValueError, match="huber"):
+        losses.content_loss(a, b, "huber")

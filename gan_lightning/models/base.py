@@ -144,7 +144,8 @@ class AdversarialModule(L.LightningModule, abc.ABC):
             self.to(memory_format=torch.channels_last)  # 4-D weights only; .to(device) later keeps the format
         if self.config.compile:
             for net in (self.generator, self.discriminator):
-                net.compile()
+                if net is not None:
+                    net.compile()
         # A buffer, so it is checkpointed with the weights and resume continues the D/G rhythm.
         self.register_buffer("batches_seen", torch.zeros((), dtype=torch.long))
         # Its value on the host, read from the buffer once per fit: reading a GPU buffer every batch would wait for
@@ -239,14 +240,15 @@ class AdversarialModule(L.LightningModule, abc.ABC):
         """The generator network(s): everything the G optimizer trains."""
 
     @abc.abstractmethod
-    def build_discriminator(self) -> nn.Module:
-        """The discriminator network(s): everything the D optimizer trains."""
+    def build_discriminator(self) -> nn.Module | None:
+        """The discriminator network(s): everything the D optimizer trains. None: a model trained by G's loss alone
+        (SRResNet's pixel-loss pre-training): no D update, and G's optimizer is the only one (and the counted one)."""
 
     def generator_parameters(self) -> list[nn.Parameter]:
         return list(self.generator.parameters())
 
     def discriminator_parameters(self) -> list[nn.Parameter]:
-        return list(self.discriminator.parameters())
+        return list(self.discriminator.parameters()) if self.discriminator is not None else []
 
     # --- what a family says: the batch, the fakes, the players' own losses --------------------------------------
     @abc.abstractmethod
@@ -299,17 +301,20 @@ class AdversarialModule(L.LightningModule, abc.ABC):
         batch = self.prepare_batch(batch)
         if self.config.channels_last:
             batch = tree_map(_channels_last, batch)
-        opt_d, opt_g = self.optimizers()
+        optimizers = self.optimizers()
+        opt_d, opt_g = optimizers if self.discriminator is not None else (None, optimizers)
         self.engine.start_batch(self)
         generator_turn = (self.batch_count + 1) % self.config.n_critic == 0
         with torch.set_grad_enabled(generator_turn):  # no G graph on critic-only batches
             fakes = self.make_fakes(batch)
-        detached = tree_map(lambda t: t.detach() if isinstance(t, Tensor) else t, fakes)
-        logs, stepped = self.engine.update(self, opt_d, lambda: self.discriminator_objective(batch, detached),
-                                           self.config.grad_clip_d)
-        if stepped:
-            for technique in self.active_techniques:
-                technique.after_discriminator_step(self)
+        logs: dict[str, Tensor] = {}
+        if opt_d is not None:
+            detached = tree_map(lambda t: t.detach() if isinstance(t, Tensor) else t, fakes)
+            logs, stepped = self.engine.update(self, opt_d, lambda: self.discriminator_objective(batch, detached),
+                                               self.config.grad_clip_d)
+            if stepped:
+                for technique in self.active_techniques:
+                    technique.after_discriminator_step(self)
         if generator_turn:
             g_logs, stepped = self.engine.update(self, opt_g, lambda: self.generator_objective(batch, fakes),
                                                  self.config.grad_clip_g)
@@ -384,10 +389,12 @@ class AdversarialModule(L.LightningModule, abc.ABC):
         """The D and G optimizers (and LR schedulers). A null model.lr_decay_end ends linear decay at ``max_steps``
         batches (``max_epochs`` epochs with lr_schedule_unit=epochs). Also called before training, so a bad setting
         fails before anything runs."""
-        # Order matters: the D optimizer comes first and steps every batch (it is the counted one).
+        # Order matters: the D optimizer comes first and steps every batch (it is the counted one); a model without
+        # a discriminator has G's alone.
         try:
-            optimizers = [self._make_optimizer(self.discriminator_parameters(), self.config.lr_d),
-                          self._make_optimizer(self.generator_parameters(), self.config.lr_g)]
+            optimizers = [self._make_optimizer(self.discriminator_parameters(), self.config.lr_d)] \
+                if self.discriminator is not None else []
+            optimizers.append(self._make_optimizer(self.generator_parameters(), self.config.lr_g))
         except ValueError as error:  # torch's own range checks, for what check_config does not cover
             raise ConfigError(f"model.optimizer: {error}") from None
         if self.config.lr_schedule == "constant":
