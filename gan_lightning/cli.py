@@ -236,7 +236,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from gan_lightning.compare import compare
 
-    print(compare(args.run_dirs, args.out))
+    print(compare(args.run_dirs, args.out, args.rank_by))
     return 0
 
 
@@ -328,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     comparing.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                            help="run directories, or folders holding them (a sweep)")
     comparing.add_argument("--out", default="compare", help="folder for compare.csv/.md and the PNGs")
+    comparing.add_argument("--rank-by", default=None, metavar="SCORE",
+                           help="rows best first by this final score: fid, kid, is, precision, recall, density, "
+                                "coverage")
     comparing.set_defaults(handler=_cmd_compare)
 
     listing = commands.add_parser("list", help="list experiments, models and datamodules")

@@ -78,6 +78,8 @@ class MetricsCallbackConfig:
     cache_dir: str | None = None  # real statistics cache; null = $GAN_LIGHTNING_CACHE or ~/.cache/gan_lightning
     batch_size: int = 500
     seed: int = 0  # latents of the evaluated samples: the same every evaluation
+    precision_recall_k: int = 3  # neighbours per manifold ball for precision/recall (Kynkaanniemi et al. 2019)
+    density_coverage_k: int = 5  # neighbours per real ball for density/coverage (Naeem et al. 2020)
 
 
 @dataclass
@@ -279,16 +281,17 @@ def validate(raw: DictConfig) -> DictConfig:
 
 def check_metrics_settings(settings: DictConfig) -> None:
     from gan_lightning.metrics import EXTRACTORS, MetricsError, parse_metrics
-    from gan_lightning.metrics.stats import fewest_samples
+    from gan_lightning.metrics.stats import MetricOptions, fewest_samples
 
     try:
         parse_metrics(settings.metrics)
     except MetricsError as error:
         raise ConfigError(f"callbacks.metrics.metrics: {error}") from None
-    need, why = fewest_samples(settings.metrics)
+    need, why = fewest_samples(settings.metrics, MetricOptions.from_settings(settings))
     check_values("callbacks.metrics", settings, [
         ("extractor", settings.extractor in EXTRACTORS, ", ".join(EXTRACTORS)),
-        *((key, settings[key] >= 1, "an int >= 1") for key in ("every_n_steps", "batch_size")),
+        *((key, settings[key] >= 1, "an int >= 1")
+          for key in ("every_n_steps", "batch_size", "precision_recall_k", "density_coverage_k")),
         ("n_samples", settings.n_samples >= need, f"an int >= {need}{f' ({why})' if why else ''}")])
 
 

@@ -24,6 +24,7 @@ from torch import Tensor
 from gan_lightning.metrics import MetricsError, build_extractor, class_histogram, parse_metrics
 from gan_lightning.metrics.extractors import ExtractorOutput, FeatureExtractor
 from gan_lightning.metrics.stats import (
+    MetricOptions,
     RealStats,
     StatsKey,
     extract,
@@ -132,7 +133,8 @@ def _scores(fake: ExtractorOutput, datamodule: Any, settings: DictConfig, extrac
         real = real_stats_for(datamodule, extractor, settings)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rank-deficient.*")  # said once below, not every time
-        scores: dict[str, Any] = scores_from_output(fake, real, names, extractor_name=extractor.name)
+        scores: dict[str, Any] = scores_from_output(fake, real, names, MetricOptions.from_settings(settings),
+                                                    extractor_name=extractor.name)
     n_scored = int(fake.features.shape[0])  # a translation model has as many as its test set, maybe < n_samples
     if extractor.num_classes <= 100:  # a domain classifier: report which classes the generator produces
         histogram = class_histogram(fake.logits, extractor.num_classes)

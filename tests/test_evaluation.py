@@ -64,7 +64,8 @@ def test_evaluate_metric_subset_and_data_override(fake_mnist: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--metrics", "fid,lpips"], "unknown metric(s) ['lpips']; accepted: fid, is, kid"),
+    (["--metrics", "fid,lpips"], "unknown metric(s) ['lpips']; accepted: fid, is, kid, precision, recall, density, "
+                                 "coverage"),
     (["--extractor", "clip"], "callbacks.metrics.extractor: 'clip'; accepted: inception, mnist"),
     (["--extractor", "inception", "--inception-weights", "/nope/pt_inception.pth"],
      "/nope/pt_inception.pth"),
@@ -78,6 +79,32 @@ def test_evaluate_bad_options_are_one_line(fake_mnist: Path, tmp_path: Path, cap
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
-def test_metrics_config_is_validated_before_training(capsys) -> None:
-    assert main(["train", "dcgan_mnist", "callbacks.metrics.metrics=fid,psnr", "--dry-run"]) == 2
-    assert "callbacks.metrics.metrics" in capsys.readouterr().err
+@pytest.mark.parametrize("overrides, message", [
+    (["callbacks.metrics.metrics=fid,psnr"], "callbacks.metrics.metrics"),
+    (["callbacks.metrics.precision_recall_k=0"], "callbacks.metrics.precision_recall_k"),
+    (["callbacks.metrics.metrics=coverage", "callbacks.metrics.density_coverage_k=9", "callbacks.metrics.n_samples=9"],
+     "callbacks.metrics.n_samples: 9; accepted: an int >= 10 (coverage needs the 9-th nearest neighbour"),
+])
+def test_metrics_config_is_validated_before_training(capsys, overrides: list[str], message: str) -> None:
+    assert main(["train", "dcgan_mnist", *overrides, "--dry-run"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_precision_recall_density_coverage_in_training_and_evaluate(fake_mnist: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    manifold = "precision,recall,density,coverage"
+    assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 2), *METRICS, f"callbacks.metrics.cache_dir="
+                 f"{cache}", f"callbacks.metrics.metrics=fid,{manifold}"]) == 0
+    logged = [r for r in csv.DictReader((run / "metrics.csv").read_text().splitlines()) if r.get("val/recall")]
+    during = json.loads((run / "metrics" / "step_0000002.json").read_text())
+    for name in manifold.split(","):
+        assert float(logged[-1][f"val/{name}"]) == pytest.approx(during[name])
+        assert 0 <= during[name] and (name == "density" or during[name] <= 1)  # density is not a share
+    capsys.readouterr()
+    # The same checkpoint, samples and real sample from `evaluate`: the same numbers, the radii from the cache.
+    assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", f"fid,{manifold}", "--n", "40",
+                 "--n-real", "48", "--batch-size", "20", "--cache-dir", str(cache)]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["real_stats_cached"] is True
+    assert {name: alone[name] for name in manifold.split(",")} == {name: during[name] for name in manifold.split(",")}
