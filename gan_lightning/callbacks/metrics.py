@@ -37,7 +37,7 @@ class ImageMetrics(PeriodicCallback):
         step = trainer.global_step
         if self.extractor is None:
             self.extractor = make_extractor(self.settings, pl_module.device)
-            if needs_real_stats(self.settings.metrics) and trainer.is_global_zero:  # scores are computed there
+            if needs_real_stats(self.settings.metrics):  # every rank computes the scores (files written atomically)
                 self.real = real_stats_for(trainer.datamodule, self.extractor, self.settings)
         scores = evaluate(pl_module, trainer.datamodule, self.settings, self.extractor, self.real)
         better = {**score_keys(), "classes_covered": "higher"}
