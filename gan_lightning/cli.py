@@ -182,7 +182,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     settings = config.callbacks.metrics
     for key, value in (("metrics", args.metrics), ("n_samples", args.n), ("extractor", args.extractor),
                        ("inception_weights", args.inception_weights), ("cache_dir", args.cache_dir),
-                       ("n_real", args.n_real), ("batch_size", args.batch_size)):
+                       ("n_real", args.n_real), ("batch_size", args.batch_size), ("protocol", args.protocol)):
         if value is not None:
             settings[key] = value
     if args.n is not None:
@@ -193,7 +193,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint)
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     step = int(model.batches_seen)
-    report = run_dir / f"evaluation_step{step:07d}_{settings.extractor}.json"
+    protocol = "" if settings.protocol == "antialias" else f"_{settings.protocol}"  # the default keeps its old name
+    report = run_dir / f"evaluation_step{step:07d}_{settings.extractor}{protocol}.json"
     reads = {checkpoint: "the checkpoint", **({settings.inception_weights: "the Inception weights"}
                                               if settings.inception_weights else {})}
     check_not_read([report], "the report", reads, "rename the checkpoint (the report goes beside its run)")
@@ -292,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="dotlist for the stored experiment, e.g. data.root=DIR")
     # defaults: the checkpoint's stored experiment (callbacks.metrics.*)
     evaluate.add_argument("--metrics", default=None,
-                          help="comma-separated: fid,is,kid (default: callbacks.metrics.metrics)")
+                          help="comma-separated: fid,is,kid,precision,recall,density,coverage (default: "
+                               "callbacks.metrics.metrics)")
     evaluate.add_argument("--n", type=int, default=None,
                           help="generated samples (default: callbacks.metrics.n_samples)")
     evaluate.add_argument("--extractor", default=None, help="mnist (offline) or inception (default: "
@@ -301,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cache-dir", default=None, help="where real statistics are cached")
     evaluate.add_argument("--n-real", type=int, default=None, help="real samples for the statistics")
     evaluate.add_argument("--batch-size", type=int, default=None)
+    evaluate.add_argument("--protocol", default=None, help="resize before the extractor: antialias, tf (as "
+                          "torch-fidelity/torchmetrics) or clean (as clean-fid) (default: callbacks.metrics.protocol)")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     translate = commands.add_parser("translate", help="translate a folder of images with a translation checkpoint")

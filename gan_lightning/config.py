@@ -75,6 +75,9 @@ class MetricsCallbackConfig:
     n_real: int | None = 10000  # real samples for the cached statistics (null = the whole dataset)
     extractor: str = "mnist"  # mnist (offline, shipped classifier) | inception (the standard FID network)
     inception_weights: str | None = None  # pt_inception-2015-12-05 file; null = torch hub cache/download
+    # resize before the extractor: antialias (torch bilinear, antialiased) | tf (TF1 bilinear: torch-fidelity,
+    # torchmetrics, TTUR) | clean (clean-fid's PIL bicubic); part of the real statistics' cache key
+    protocol: str = "antialias"
     cache_dir: str | None = None  # real statistics cache; null = $GAN_LIGHTNING_CACHE or ~/.cache/gan_lightning
     batch_size: int = 500
     seed: int = 0  # latents of the evaluated samples: the same every evaluation
@@ -281,6 +284,7 @@ def validate(raw: DictConfig) -> DictConfig:
 
 def check_metrics_settings(settings: DictConfig) -> None:
     from gan_lightning.metrics import EXTRACTORS, MetricsError, parse_metrics
+    from gan_lightning.metrics.extractors import RESIZE_PROTOCOLS
     from gan_lightning.metrics.stats import MetricOptions, fewest_samples
 
     try:
@@ -290,6 +294,7 @@ def check_metrics_settings(settings: DictConfig) -> None:
     need, why = fewest_samples(settings.metrics, MetricOptions.from_settings(settings))
     check_values("callbacks.metrics", settings, [
         ("extractor", settings.extractor in EXTRACTORS, ", ".join(EXTRACTORS)),
+        ("protocol", settings.protocol in RESIZE_PROTOCOLS, ", ".join(RESIZE_PROTOCOLS)),
         *((key, settings[key] >= 1, "an int >= 1")
           for key in ("every_n_steps", "batch_size", "precision_recall_k", "density_coverage_k")),
         ("n_samples", settings.n_samples >= need, f"an int >= {need}{f' ({why})' if why else ''}")])

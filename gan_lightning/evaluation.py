@@ -28,7 +28,7 @@ from gan_lightning.metrics.stats import MetricOptions, RealStats, StatsKey, extr
 
 def make_extractor(settings: DictConfig, device: torch.device | str = "cpu") -> FeatureExtractor:
     kwargs = {"weights_path": settings.inception_weights} if settings.extractor == "inception" else {}
-    return build_extractor(settings.extractor, **kwargs).to(device)
+    return build_extractor(settings.extractor, settings.protocol, **kwargs).to(device)
 
 
 def real_stats_for(datamodule: Any, extractor: FeatureExtractor, settings: DictConfig) -> RealStats:

@@ -67,6 +67,7 @@ def test_evaluate_metric_subset_and_data_override(fake_mnist: Path, tmp_path: Pa
     (["--metrics", "fid,lpips"], "unknown metric(s) ['lpips']; accepted: fid, is, kid, precision, recall, density, "
                                  "coverage"),
     (["--extractor", "clip"], "callbacks.metrics.extractor: 'clip'; accepted: inception, mnist"),
+    (["--protocol", "lanczos"], "callbacks.metrics.protocol: 'lanczos'; accepted: antialias, tf, clean"),
     (["--extractor", "inception", "--inception-weights", "/nope/pt_inception.pth"],
      "/nope/pt_inception.pth"),
 ])
@@ -108,3 +109,24 @@ def test_precision_recall_density_coverage_in_training_and_evaluate(fake_mnist: 
     alone = json.loads(capsys.readouterr().out)
     assert alone["real_stats_cached"] is True
     assert {name: alone[name] for name in manifold.split(",")} == {name: during[name] for name in manifold.split(",")}
+
+
+def test_evaluate_protocols_have_their_own_statistics_and_reports(fake_mnist: Path, tmp_path: Path, capsys) -> None:
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    # 32 x 32 digits: the shipped classifier's 28 x 28 input needs a resize, so the protocol matters.
+    assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 1), "data.image_size=32"]) == 0
+    scores = {}
+    for protocol in ("antialias", "tf", "clean"):
+        capsys.readouterr()
+        assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", "fid", "--n", "20",
+                     "--n-real", "30", "--cache-dir", str(cache), "--protocol", protocol]) == 0
+        scores[protocol] = json.loads(capsys.readouterr().out)
+    assert scores["antialias"]["extractor"].startswith("mnist-cnn-")
+    assert scores["tf"]["extractor"] == scores["antialias"]["extractor"] + "-resize-tf"
+    assert scores["clean"]["extractor"] == scores["antialias"]["extractor"] + "-resize-clean"
+    assert len({round(s["fid"], 6) for s in scores.values()}) == 3  # three resizes, three numbers
+    assert len(list(cache.glob("*.pt"))) == 3  # one statistics file per protocol: the key includes it
+    assert sorted(p.name for p in run.glob("evaluation_*.json")) == [
+        "evaluation_step0000001_mnist.json", "evaluation_step0000001_mnist_clean.json",
+        "evaluation_step0000001_mnist_tf.json"]
+
