@@ -20,10 +20,25 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from gan_lightning.metrics import MetricsError, build_extractor, class_histogram, parse_metrics
+from gan_lightning.metrics import (
+    MetricsError,
+    build_extractor,
+    class_histogram,
+    feature_statistics,
+    frechet_distance,
+    parse_metrics,
+)
 from gan_lightning.metrics.extractors import ExtractorOutput, FeatureExtractor
 from gan_lightning.metrics.scores import ImageScores
-from gan_lightning.metrics.stats import MetricOptions, RealStats, StatsKey, extract, needs_real_stats, real_statistics
+from gan_lightning.metrics.stats import (
+    METRICS,
+    MetricOptions,
+    RealStats,
+    StatsKey,
+    extract,
+    needs_real_stats,
+    real_statistics,
+)
 
 
 def make_extractor(settings: DictConfig, device: torch.device | str = "cpu") -> FeatureExtractor:
@@ -54,7 +69,10 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
     extractor = extractor or make_extractor(settings, model.device)
     if real is None and needs_real_stats(names):
         real = real_stats_for(datamodule, extractor, settings)
-    scores = ImageScores(extractor, names, real, MetricOptions.from_settings(settings))
+    sample_level = [name for name in names if METRICS[name].compute is not None]
+    if not sample_level:  # e.g. intra_fid alone
+        return _report(intra_fid(model, datamodule, settings, extractor), None, settings, extractor, real, names)
+    scores = ImageScores(extractor, sample_level, real, MetricOptions.from_settings(settings))
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if (
         torch.distributed.is_available() and torch.distributed.is_initialized()) else (0, 1)
     # Rank r makes batches r, r + W, ... of one seeded sequence; each sample's place in it travels with its features.
@@ -66,11 +84,45 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rank-deficient.*")  # said once below, not every time
         result: dict[str, Any] = scores.compute()
+    if "intra_fid" in names:
+        result.update(intra_fid(model, datamodule, settings, extractor))
     return _report(result, scores.outputs, settings, extractor, real, names)
 
 
-def _report(scores: dict[str, Any], fake: ExtractorOutput, settings: DictConfig, extractor: FeatureExtractor,
+def intra_fid(model: Any, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor) -> dict[str, Any]:
+    """Intra-class FID (as StudioGAN reports it): FID of each class's samples against that class's real images,
+    and their mean. ``n_samples // classes`` samples per class (latents seeded with ``seed + class``); up to ``n_real``
+    real images per class, their statistics cached per class. Every DDP rank computes it whole."""
+    classes = getattr(model, "num_classes", None)
+    if not getattr(model, "conditional", False) or getattr(model, "multi_label", False) or not classes:
+        raise MetricsError("intra_fid needs a class-conditional model (one class label per sample)")
+    per_class = settings.n_samples // classes
+    if per_class < 2:
+        raise MetricsError(f"intra_fid: n_samples={settings.n_samples} gives {per_class} samples per class for "
+                           f"{classes} classes; at least 2 each are needed")
+    fids = []
+    for label in range(classes):
+        real_images = datamodule.real_samples_of_class(label, settings.n_real)
+        if len(real_images) < 2:
+            raise MetricsError(f"intra_fid: the data has {len(real_images)} images of class {label}; at least 2 needed")
+        key = StatsKey(dataset=datamodule.dataset_id, split=f"class{label}", resolution=int(real_images.shape[-1]),
+                       extractor=extractor.name, num_samples=len(real_images))
+        real = real_statistics(key, lambda images=real_images: extract(extractor, images, settings.batch_size).features,
+                               cache_dir=settings.cache_dir)
+        fake_images = model.draw_samples(per_class, settings.seed + label, label)
+        if not bool(torch.isfinite(fake_images).all()):
+            raise MetricsError("the generator produced non-finite samples (NaN/inf): the model diverged")
+        fake = extract(extractor, fake_images, settings.batch_size)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*rank-deficient.*")
+            fids.append(frechet_distance(real.mu, real.sigma, *feature_statistics(fake.features)))
+    return {"intra_fid": sum(fids) / len(fids), "intra_fid_per_class": fids}
+
+
+def _report(scores: dict[str, Any], fake: ExtractorOutput | None, settings: DictConfig, extractor: FeatureExtractor,
             real: RealStats | None, names: list[str]) -> dict[str, Any]:
+    if fake is None:  # model-level metrics only
+        return {**scores, "extractor": extractor.name}
     n_scored = int(fake.features.shape[0])  # a translation model has as many as its test set, maybe < n_samples
     if extractor.num_classes <= 100:  # a domain classifier: report which classes the generator produces
         histogram = class_histogram(fake.logits, extractor.num_classes)

@@ -130,3 +130,35 @@ def test_evaluate_protocols_have_their_own_statistics_and_reports(fake_mnist: Pa
         "evaluation_step0000001_mnist.json", "evaluation_step0000001_mnist_clean.json",
         "evaluation_step0000001_mnist_tf.json"]
 
+
+def test_intra_fid_of_a_conditional_model_is_the_mean_of_per_class_fids(fake_mnist: Path, tmp_path: Path,
+                                                                          capsys) -> None:
+    from gan_lightning.loading import load_model
+    from gan_lightning.metrics import build_extractor, extract, feature_statistics, frechet_distance
+
+    run = tmp_path / "run"
+    assert main(["train", "cgan_mnist", *tiny_overrides(fake_mnist, run, 1), "callbacks.checkpoint.monitor=null"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", "fid,intra_fid", "--n", "40",
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    per_class = scores["intra_fid_per_class"]
+    assert len(per_class) == 10 and scores["intra_fid"] == pytest.approx(sum(per_class) / 10) and "fid" in scores
+    # Class 3 by hand: 4 samples of class 3 (latents seeded 0 + 3) against the data's images of class 3.
+    from datamodules.mnist import MNISTDataModule
+
+    model = load_model(run / "checkpoints" / "last.ckpt")
+    data = MNISTDataModule({"root": str(fake_mnist), "download": False, "limit": 64, "batch_size": 8})
+    data.setup()
+    real_images = data.real_samples(64)[data.labels == 3]
+    extractor = build_extractor("mnist")
+    real = feature_statistics(extract(extractor, real_images).features)
+    fake = feature_statistics(extract(extractor, model.draw_samples(4, 3, 3)).features)
+    assert per_class[3] == pytest.approx(frechet_distance(*real, *fake), rel=1e-9)
+    # An unconditional model: one line.
+    assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, tmp_path / "plain", 1)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "plain" / "checkpoints" / "last.ckpt"), "--metrics", "intra_fid",
+                 "--n", "40"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: intra_fid needs a class-conditional model (one class label per sample)\n"

@@ -227,7 +227,8 @@ class MetricSpec:
     """One registered metric: ``compute(fake, real_stats, options)`` returns a dict holding ``keys`` (and maybe the
     keys of sibling metrics computed by the same function, e.g. recall with precision: the function runs once)."""
 
-    compute: Callable[[ExtractorOutput, RealStats | None, MetricOptions], dict[str, float]]
+    # None: a model-level metric, computed by gan_lightning.evaluation from the model and its data (intra-class FID)
+    compute: Callable[[ExtractorOutput, RealStats | None, MetricOptions], dict[str, float]] | None
     keys: tuple[str, ...]
     needs_real: bool
     fewest_samples: Callable[[MetricOptions], tuple[int, str]]
@@ -253,6 +254,8 @@ METRICS: dict[str, MetricSpec] = {
                           better="higher"),
     "coverage": MetricSpec(_density_coverage, ("coverage",), True, _knn_need("coverage", "density_coverage_k"),
                            better="higher"),
+    "intra_fid": MetricSpec(None, ("intra_fid",), False,
+                            lambda o: (2, "intra_fid estimates a covariance from the samples of each class")),
 }
 
 
@@ -330,6 +333,8 @@ def scores_from_output(fake: ExtractorOutput, real_stats: RealStats | None, metr
     result: dict[str, float] = {}
     for name in names:
         spec = METRICS[name]
+        if spec.compute is None:  # model-level: not from these features
+            continue
         if spec.compute not in computed:
             computed[spec.compute] = spec.compute(fake, real_stats, opts)
         result.update({key: computed[spec.compute][key] for key in spec.keys})
