@@ -83,6 +83,11 @@ class MetricsCallbackConfig:
     seed: int = 0  # latents of the evaluated samples: the same every evaluation
     precision_recall_k: int = 3  # neighbours per manifold ball for precision/recall (Kynkaanniemi et al. 2019)
     density_coverage_k: int = 5  # neighbours per real ball for density/coverage (Naeem et al. 2020)
+    # classification accuracy score (metric "cas", digit models): a fixed classifier trained on cas_per_class
+    # generated digits per class vs on as many real ones, both tested on the MNIST test split under cas_test_root
+    cas_per_class: int = 500
+    cas_epochs: int = 10
+    cas_test_root: str | None = None  # folder holding MNIST/raw/t10k-*-ubyte[.gz] (or the files themselves)
 
 
 @dataclass
@@ -296,7 +301,8 @@ def check_metrics_settings(settings: DictConfig) -> None:
         ("extractor", settings.extractor in EXTRACTORS, ", ".join(EXTRACTORS)),
         ("protocol", settings.protocol in RESIZE_PROTOCOLS, ", ".join(RESIZE_PROTOCOLS)),
         *((key, settings[key] >= 1, "an int >= 1")
-          for key in ("every_n_steps", "batch_size", "precision_recall_k", "density_coverage_k")),
+          for key in ("every_n_steps", "batch_size", "precision_recall_k", "density_coverage_k", "cas_per_class",
+                      "cas_epochs")),
         ("n_samples", settings.n_samples >= need, f"an int >= {need}{f' ({why})' if why else ''}")])
 
 

@@ -71,7 +71,8 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
         real = real_stats_for(datamodule, extractor, settings)
     sample_level = [name for name in names if METRICS[name].compute is not None]
     if not sample_level:  # e.g. intra_fid alone
-        return _report(intra_fid(model, datamodule, settings, extractor), None, settings, extractor, real, names)
+        return _report(_model_level(names, model, datamodule, settings, extractor), None, settings, extractor, real,
+                       names)
     scores = ImageScores(extractor, sample_level, real, MetricOptions.from_settings(settings))
     rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if (
         torch.distributed.is_available() and torch.distributed.is_initialized()) else (0, 1)
@@ -84,18 +85,67 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rank-deficient.*")  # said once below, not every time
         result: dict[str, Any] = scores.compute()
+    result.update(_model_level(names, model, datamodule, settings, extractor))
+    return _report(result, scores.outputs, settings, extractor, real, names)
+
+
+def _model_level(names: list[str], model: Any, datamodule: Any, settings: DictConfig,
+                 extractor: FeatureExtractor) -> dict[str, Any]:
+    """The requested metrics computed from the model and its data rather than from one set of features."""
+    result: dict[str, Any] = {}
     if "intra_fid" in names:
         result.update(intra_fid(model, datamodule, settings, extractor))
-    return _report(result, scores.outputs, settings, extractor, real, names)
+    if "cas" in names:
+        result.update(classification_accuracy_score(model, datamodule, settings))
+    return result
+
+
+def _class_conditional(model: Any, metric: str) -> int:
+    classes = getattr(model, "num_classes", None)
+    if not getattr(model, "conditional", False) or getattr(model, "multi_label", False) or not classes:
+        raise MetricsError(f"{metric} needs a class-conditional model (one class label per sample)")
+    return classes
+
+
+def classification_accuracy_score(model: Any, datamodule: Any, settings: DictConfig) -> dict[str, Any]:
+    """CAS (Ravuri & Vinyals 2019) for digit models: the shipped classifier's network and recipe
+    (``fit_classifier``, ``cas_epochs`` epochs, seed ``seed``) trained once on ``cas_per_class`` generated digits per
+    class (latents seeded ``seed + class``) and once on as many real training digits per class; both accuracies on the
+    MNIST test split. Images are brought to 1 x 28 x 28 as the MNIST extractor does (luma, bilinear antialias)."""
+    from gan_lightning.metrics.extractors import to_net_input
+    from gan_lightning.metrics.mnist import accuracy, load_mnist_test
+    from gan_lightning.metrics.train_mnist_classifier import fit_classifier
+
+    classes = _class_conditional(model, "cas")
+    if classes != 10:
+        raise MetricsError(f"cas trains a 10-digit classifier; this model has {classes} classes")
+    if settings.cas_test_root is None:
+        raise MetricsError("cas needs the MNIST test split: set callbacks.metrics.cas_test_root to the folder holding "
+                           "MNIST/raw/t10k-images-idx3-ubyte[.gz]")
+    test_images, test_labels = load_mnist_test(settings.cas_test_root)
+    n = settings.cas_per_class
+    generated, real = [], []
+    for label in range(classes):
+        generated.append(model.draw_samples(n, settings.seed + label, label).cpu())
+        real.append(datamodule.real_samples_of_class(label, n).cpu())
+        if len(real[-1]) < n:
+            raise MetricsError(f"cas: the data has {len(real[-1])} images of class {label}, cas_per_class is {n}")
+    labels = torch.arange(classes).repeat_interleave(n)
+    scores = {}
+    for key, images in (("cas", torch.cat(generated)), ("cas_real", torch.cat(real))):
+        if not bool(torch.isfinite(images).all()):
+            raise MetricsError("the generator produced non-finite samples (NaN/inf): the model diverged")
+        net = fit_classifier(to_net_input(images, 28, 1), labels, settings.cas_epochs, seed=settings.seed,
+                             verbose=False)
+        scores[key] = accuracy(net, test_images, test_labels)
+    return scores
 
 
 def intra_fid(model: Any, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor) -> dict[str, Any]:
     """Intra-class FID (as StudioGAN reports it): FID of each class's samples against that class's real images,
     and their mean. ``n_samples // classes`` samples per class (latents seeded with ``seed + class``); up to ``n_real``
     real images per class, their statistics cached per class. Every DDP rank computes it whole."""
-    classes = getattr(model, "num_classes", None)
-    if not getattr(model, "conditional", False) or getattr(model, "multi_label", False) or not classes:
-        raise MetricsError("intra_fid needs a class-conditional model (one class label per sample)")
+    classes = _class_conditional(model, "intra_fid")
     per_class = settings.n_samples // classes
     if per_class < 2:
         raise MetricsError(f"intra_fid: n_samples={settings.n_samples} gives {per_class} samples per class for "

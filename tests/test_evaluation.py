@@ -162,3 +162,35 @@ def test_intra_fid_of_a_conditional_model_is_the_mean_of_per_class_fids(fake_mni
                  "--n", "40"]) == 1
     err = capsys.readouterr().err
     assert err == "error: intra_fid needs a class-conditional model (one class label per sample)\n"
+
+
+def test_cas_trains_the_fixed_classifier_on_generated_and_on_real_digits(fake_mnist: Path, tmp_path: Path,
+                                                                          capsys) -> None:
+    import torch
+
+    from datamodules.mnist import MNISTDataModule
+    from gan_lightning.loading import load_model
+    from gan_lightning.metrics.mnist import accuracy, load_mnist_test
+    from gan_lightning.metrics.train_mnist_classifier import fit_classifier
+    from tests.conftest import write_fake_mnist
+
+    write_fake_mnist(fake_mnist, split="test", n=40)
+    run = tmp_path / "run"
+    assert main(["train", "cgan_mnist", *tiny_overrides(fake_mnist, run, 1), "callbacks.checkpoint.monitor=null"]) == 0
+    checkpoint = str(run / "checkpoints" / "last.ckpt")
+    capsys.readouterr()
+    assert main(["evaluate", checkpoint, "--metrics", "cas"]) == 1
+    assert "set callbacks.metrics.cas_test_root" in capsys.readouterr().err
+    assert main(["evaluate", checkpoint, "--metrics", "cas", "callbacks.metrics.cas_per_class=4",
+                 "callbacks.metrics.cas_epochs=1", f"callbacks.metrics.cas_test_root={fake_mnist}",
+                 "callbacks.metrics.seed=2"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    # The recipe by hand: 4 samples of each class (latents seeded 2 + class), the first 4 real digits of each class,
+    # one epoch of fit_classifier with seed 2 each, accuracy on the test split.
+    model = load_model(checkpoint)
+    data = MNISTDataModule({"root": str(fake_mnist), "download": False, "limit": 64, "batch_size": 8})
+    labels = torch.arange(10).repeat_interleave(4)
+    test = load_mnist_test(fake_mnist)
+    for key, images in (("cas", torch.cat([model.draw_samples(4, 2 + c, c) for c in range(10)])),
+                        ("cas_real", torch.cat([data.real_samples_of_class(c, 4) for c in range(10)]))):
+        assert scores[key] == accuracy(fit_classifier(images, labels, 1, seed=2, verbose=False), *test), key

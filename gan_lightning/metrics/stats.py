@@ -256,6 +256,7 @@ METRICS: dict[str, MetricSpec] = {
                            better="higher"),
     "intra_fid": MetricSpec(None, ("intra_fid",), False,
                             lambda o: (2, "intra_fid estimates a covariance from the samples of each class")),
+    "cas": MetricSpec(None, ("cas", "cas_real"), False, lambda o: (1, ""), better="higher"),
 }
 
 
