@@ -321,6 +321,13 @@ class InMemoryDataModule(BatchedDataModule):
         self.setup()
         return int(self.samples.shape[0])
 
+    def real_samples_of_class(self, label: int, n: int | None = None) -> Tensor:
+        """The first ``n`` (all if None) samples of class ``label`` in data space (intra-class metrics)."""
+        self.setup()
+        if self.labels is None or self.multi_label:
+            raise GanLightningError(f"data.name: {self.registry_name} has no single class label per sample")
+        return self.batch_transform(self.samples[self.labels == label][:n])
+
 
 @dataclass
 class ImageDataConfig(DataConfig):

@@ -256,7 +256,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     only_ppl = want_ppl and not requested
     for key, value in (("metrics", requested), ("n_samples", args.n), ("extractor", args.extractor),
                        ("inception_weights", args.inception_weights), ("cache_dir", args.cache_dir),
-                       ("n_real", args.n_real), ("batch_size", args.batch_size)):
+                       ("n_real", args.n_real), ("batch_size", args.batch_size), ("protocol", args.protocol)):
         if value is not None:
             settings[key] = value
     if args.n is not None and not only_ppl:
@@ -268,7 +268,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint)
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     step = int(model.batches_seen)
-    report = run_dir / f"evaluation_step{step:07d}_{settings.extractor}.json"
+    protocol = "" if settings.protocol == "antialias" else f"_{settings.protocol}"  # the default keeps its old name
+    report = run_dir / f"evaluation_step{step:07d}_{settings.extractor}{protocol}.json"
     reads = {checkpoint: "the checkpoint", **({settings.inception_weights: "the Inception weights"}
                                               if settings.inception_weights else {})}
     check_not_read([report], "the report", reads, "rename the checkpoint (the report goes beside its run)")
@@ -376,7 +377,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from gan_lightning.compare import compare
 
-    print(compare(args.run_dirs, args.out))
+    print(compare(args.run_dirs, args.out, args.rank_by))
     return 0
 
 
@@ -457,8 +458,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("overrides", nargs="*", help="dotlist for the stored experiment, e.g. data.root=DIR")
     # defaults: the checkpoint's stored experiment (callbacks.metrics.*)
     evaluate.add_argument("--metrics", default=None,
-                          help="comma-separated: fid,is,kid,ppl (default: callbacks.metrics.metrics; ppl: "
-                          "models with a mapping network)")
+                          help="comma-separated: fid,is,kid,precision,recall,density,coverage,intra_fid,cas,ppl "
+                               "(default: callbacks.metrics.metrics; ppl: models with a mapping network)")
     evaluate.add_argument("--n", type=int, default=None,
                           help="generated samples (default: callbacks.metrics.n_samples)")
     evaluate.add_argument("--extractor", default=None, help="mnist (offline) or inception (default: "
@@ -470,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--vgg-weights", default=None, metavar="FILE",
                           help="ppl: torchvision's vgg16 weights for the LPIPS-style distance (default for "
                           "one-channel models: the MNIST net's)")
+    evaluate.add_argument("--protocol", default=None, help="resize before the extractor: antialias, tf (as "
+                          "torch-fidelity/torchmetrics) or clean (as clean-fid) (default: callbacks.metrics.protocol)")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
     translate = commands.add_parser("translate", help="translate a folder of images with a translation checkpoint")
@@ -529,6 +532,9 @@ def build_parser() -> argparse.ArgumentParser:
     comparing.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                            help="run directories, or folders holding them (a sweep)")
     comparing.add_argument("--out", default="compare", help="folder for compare.csv/.md and the PNGs")
+    comparing.add_argument("--rank-by", default=None, metavar="SCORE",
+                           help="rows best first by this final score: fid, kid, is, precision, recall, density, "
+                                "coverage")
     comparing.set_defaults(handler=_cmd_compare)
 
     listing = commands.add_parser("list", help="list experiments, models and datamodules")

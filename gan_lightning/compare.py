@@ -5,9 +5,12 @@ two levels deep at most). Read from each: ``config.yaml``, ``metrics.csv`` (the 
 ``summary.json`` (wall time, written by ``train``) and the last grid under ``samples/``. Written to ``--out``:
 
 - ``compare.csv`` / ``compare.md``: one row per run (variant, dataset, batches, wall time, best FID and its batch,
-  final FID / IS / KID, classes covered or modes captured, final D and G losses, and the config keys whose values
-  differ between the runs); runs that differ only in ``run.seed`` are also summarised as mean +- std per group;
+  final FID / IS / KID / precision / recall / density / coverage, classes covered or modes captured, final D and G
+  losses, and the config keys whose values differ between the runs); runs that differ only in ``run.seed`` are also
+  summarised as mean +- std per group;
 - ``fid.png``: val/fid against batches, one line per run; ``losses.png``: train/d_loss and train/g_loss;
+  ``manifold.png``: precision / recall / density / coverage, when runs logged them (their columns likewise);
+- ``--rank-by SCORE`` orders the rows best first by a final score (``recall``, ``coverage``, ``fid`` ...);
 - ``samples.png``: the last sample grid of each run side by side, named.
 
 Everything is read and checked before anything is written, and each file is written to a temporary name and renamed.
@@ -39,6 +42,8 @@ from gan_lightning.rundir import check_writable
 
 # Keys that name or place a run rather than describe its experiment: never listed as a difference.
 _PLACEMENT_KEYS = {"run.dir", "run.name", "run.resume", "run.quiet"}
+# The k-NN scores (higher is better), in the order of their columns.
+_MANIFOLD = ("precision", "recall", "density", "coverage")
 # The key that makes runs repetitions of one experiment.
 _SEED_KEY = "run.seed"
 
@@ -205,15 +210,35 @@ def _coverage(run: Run) -> str:
     return ""
 
 
+def manifold_scores(runs: list[Run]) -> list[str]:
+    """The k-NN scores (precision, recall, density, coverage) that at least one run logged: their columns appear
+    only then, so tables of FID-only runs stay as they were."""
+    return [name for name in _MANIFOLD if any(run.history.get(f"val/{name}") for run in runs)]
+
+
+def rank_runs(runs: list[Run], score: str) -> list[Run]:
+    """Runs by their final ``score`` (a metric name such as recall or fid), best first; runs without it last."""
+    from gan_lightning.metrics.stats import score_keys
+
+    better = score_keys().get(score)
+    if better is None:
+        raise GanLightningError(f"compare --rank-by: unknown score {score!r}; accepted: {', '.join(score_keys())}")
+    sign = -1.0 if better == "higher" else 1.0
+    return sorted(runs, key=lambda run: (run.last(f"val/{score}") is None, sign * (run.last(f"val/{score}") or 0.0)))
+
+
 def run_rows(runs: list[Run], keys: list[str]) -> tuple[list[str], list[list[str]]]:
+    manifold = manifold_scores(runs)
     header = ["run", "variant", "dataset", "batches", "seconds", "best FID", "best FID batch", "final FID",
-              "final IS", "final KID", "classes / modes", "final D loss", "final G loss", *keys]
+              "final IS", "final KID", *[f"final {name}" for name in manifold], "classes / modes", "final D loss",
+              "final G loss", *keys]
     rows = []
     for run in runs:
         best, best_batch = run.best("val/fid")
         rows.append([run.name, str(run.config.get("model.name", "")), str(run.config.get("data.name", "")),
                      str(run.batches or ""), _number(run.seconds, 1), _number(best), str(best_batch or ""),
                      _number(run.last("val/fid")), _number(run.last("val/is")), _number(run.last("val/kid"), 4),
+                     *[_number(run.last(f"val/{name}"), 3) for name in manifold],
                      _coverage(run), _number(run.last("train/d_loss"), 4), _number(run.last("train/g_loss"), 4),
                      *[str(run.config.get(key, "")) for key in keys]])
     return header, rows
@@ -234,10 +259,11 @@ def seed_groups(runs: list[Run], keys: list[str]) -> tuple[list[str], list[list[
         groups.setdefault(tuple(str(run.config.get(key, "")) for key in varying), []).append(run)
     if all(len(members) < 2 for members in groups.values()):
         return None
-    header = [*varying, "runs", "best FID", "final FID", "final IS", "final KID"]
+    manifold = manifold_scores(runs)
+    header = [*varying, "runs", "best FID", "final FID", "final IS", "final KID", *[f"final {m}" for m in manifold]]
     rows = []
     scores = [lambda r: r.best("val/fid")[0], lambda r: r.last("val/fid"), lambda r: r.last("val/is"),
-              lambda r: r.last("val/kid")]
+              lambda r: r.last("val/kid"), *[lambda r, m=m: r.last(f"val/{m}") for m in manifold]]
     for identity, members in groups.items():
         cells = [_mean_std([v for v in map(score, members) if v is not None]) for score in scores]
         rows.append([*identity, str(len(members)), *cells])
@@ -299,12 +325,15 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda file: file.write(text.encode()))
 
 
-def compare(paths: list[str | Path], out: str | Path) -> str:
-    """Read the runs, write the table, the plots and the grid sheet into ``out``; returns the Markdown text."""
+def compare(paths: list[str | Path], out: str | Path, rank_by: str | None = None) -> str:
+    """Read the runs, write the table, the plots and the grid sheet into ``out``; returns the Markdown text. Rows
+    are in path order, or best first by the final ``rank_by`` score (e.g. "recall", "coverage", "fid")."""
     out = Path(out)
     check_writable(out, "--out")  # a file (or a folder under one) is one line, before any run is read
     check_not_inside(out, "--out", {path: "the run directory" for path in find_runs(paths)})
     runs = read_runs(paths)
+    if rank_by is not None:
+        runs = rank_runs(runs, rank_by)
     label_runs(runs)
     keys = differing_keys(runs)
     header, rows = run_rows(runs, keys)
@@ -322,6 +351,9 @@ def compare(paths: list[str | Path], out: str | Path) -> str:
         written.append("fid.png")
     if _plot(runs, [("train/d_loss", "D loss"), ("train/g_loss", "G loss")], out / "losses.png"):
         written.append("losses.png")
+    manifold = manifold_scores(runs)
+    if manifold and _plot(runs, [(f"val/{name}", name) for name in manifold], out / "manifold.png"):
+        written.append("manifold.png")
     if sample_sheet(runs, out / "samples.png"):
         written.append("samples.png")
     _write_text(out / "compare.md", text + "\n")

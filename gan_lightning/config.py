@@ -76,9 +76,19 @@ class MetricsCallbackConfig:
     n_real: int | None = 10000  # real samples for the cached statistics (null = the whole dataset)
     extractor: str = "mnist"  # mnist (offline, shipped classifier) | inception (the standard FID network)
     inception_weights: str | None = None  # pt_inception-2015-12-05 file; null = torch hub cache/download
+    # resize before the extractor: antialias (torch bilinear, antialiased) | tf (TF1 bilinear: torch-fidelity,
+    # torchmetrics, TTUR) | clean (clean-fid's PIL bicubic); part of the real statistics' cache key
+    protocol: str = "antialias"
     cache_dir: str | None = None  # real statistics cache; null = $GAN_LIGHTNING_CACHE or ~/.cache/gan_lightning
     batch_size: int = 500
     seed: int = 0  # latents of the evaluated samples: the same every evaluation
+    precision_recall_k: int = 3  # neighbours per manifold ball for precision/recall (Kynkaanniemi et al. 2019)
+    density_coverage_k: int = 5  # neighbours per real ball for density/coverage (Naeem et al. 2020)
+    # classification accuracy score (metric "cas", digit models): a fixed classifier trained on cas_per_class
+    # generated digits per class vs on as many real ones, both tested on the MNIST test split under cas_test_root
+    cas_per_class: int = 500
+    cas_epochs: int = 10
+    cas_test_root: str | None = None  # folder holding MNIST/raw/t10k-*-ubyte[.gz] (or the files themselves)
 
 
 @dataclass
@@ -288,16 +298,20 @@ def validate(raw: DictConfig) -> DictConfig:
 
 def check_metrics_settings(settings: DictConfig) -> None:
     from gan_lightning.metrics import EXTRACTORS, MetricsError, parse_metrics
-    from gan_lightning.metrics.stats import fewest_samples
+    from gan_lightning.metrics.extractors import RESIZE_PROTOCOLS
+    from gan_lightning.metrics.stats import MetricOptions, fewest_samples
 
     try:
         parse_metrics(settings.metrics)
     except MetricsError as error:
         raise ConfigError(f"callbacks.metrics.metrics: {error}") from None
-    need, why = fewest_samples(settings.metrics)
+    need, why = fewest_samples(settings.metrics, MetricOptions.from_settings(settings))
     check_values("callbacks.metrics", settings, [
         ("extractor", settings.extractor in EXTRACTORS, ", ".join(EXTRACTORS)),
-        *((key, settings[key] >= 1, "an int >= 1") for key in ("every_n_steps", "batch_size")),
+        ("protocol", settings.protocol in RESIZE_PROTOCOLS, ", ".join(RESIZE_PROTOCOLS)),
+        *((key, settings[key] >= 1, "an int >= 1")
+          for key in ("every_n_steps", "batch_size", "precision_recall_k", "density_coverage_k", "cas_per_class",
+                      "cas_epochs")),
         ("n_samples", settings.n_samples >= need, f"an int >= {need}{f' ({why})' if why else ''}")])
 
 

@@ -6,36 +6,44 @@ first ``n_real`` samples of the datamodule's dataset, cached on disk by (dataset
 preprocessing is the extractor's (see gan_lightning/metrics/extractors.py).
 
 Under DDP the work is split, not repeated: rank r generates and extracts batches r, r + W, r + 2W, ... of the same
-seeded sequence, rank 0 gathers the features in batch order, computes the scores once and sends them to every rank
-(so all ranks agree on what a monitoring checkpoint sees). The result equals a single process scoring the same
-samples.
+seeded sequence into an ``ImageScores`` metric (gan_lightning/metrics/scores.py), whose states torchmetrics gathers;
+every rank computes the same scores (so all ranks agree on what a monitoring checkpoint sees), equal to a single
+process scoring the same samples.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from gan_lightning.metrics import MetricsError, build_extractor, class_histogram, parse_metrics
+from gan_lightning.metrics import (
+    MetricsError,
+    build_extractor,
+    class_histogram,
+    feature_statistics,
+    frechet_distance,
+    parse_metrics,
+)
 from gan_lightning.metrics.extractors import ExtractorOutput, FeatureExtractor
+from gan_lightning.metrics.scores import ImageScores
 from gan_lightning.metrics.stats import (
+    METRICS,
+    MetricOptions,
     RealStats,
     StatsKey,
     extract,
     needs_real_stats,
     real_statistics,
-    scores_from_output,
 )
 
 
 def make_extractor(settings: DictConfig, device: torch.device | str = "cpu") -> FeatureExtractor:
     kwargs = {"weights_path": settings.inception_weights} if settings.extractor == "inception" else {}
-    return build_extractor(settings.extractor, **kwargs).to(device)
+    return build_extractor(settings.extractor, settings.protocol, **kwargs).to(device)
 
 
 def real_stats_for(datamodule: Any, extractor: FeatureExtractor, settings: DictConfig) -> RealStats:
@@ -50,89 +58,121 @@ def real_stats_for(datamodule: Any, extractor: FeatureExtractor, settings: DictC
     return real_statistics(key, features, cache_dir=settings.cache_dir)
 
 
-def finite_batches(batches: Iterator[Tensor]) -> Iterator[Tensor]:
-    """Pass sample batches through, refusing NaN/inf ones in one line (they would end in a LinAlgError)."""
-    for batch in batches:
-        if not bool(torch.isfinite(batch).all()):
-            raise MetricsError("the generator produced non-finite samples (NaN/inf): the model diverged")
-        yield batch
-
-
-def process_group() -> tuple[int, int]:
-    """(rank, world size) of the initialised default process group; (0, 1) outside DDP."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def _own_share(model: Any, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor, rank: int,
-               world: int) -> tuple[list[ExtractorOutput], str | None]:
-    """This rank's share of the evaluation batches, extracted, on the CPU; or its failure (non-finite samples),
-    which must travel to rank 0 like the features rather than leave the other ranks waiting in the gather."""
-    batches = model.eval_samples(settings.n_samples, settings.batch_size, settings.seed, datamodule,
-                                 shard=(rank, world))
-    try:
-        return [ExtractorOutput(*(t.cpu() for t in extractor(batch))) for batch in finite_batches(batches)], None
-    except MetricsError as error:
-        return [], str(error)
-
-
-def _in_batch_order(shares: list[tuple[list[ExtractorOutput], str | None]]) -> ExtractorOutput:
-    """Every rank's batches interleaved back into the order one process would have made them (batch i comes from
-    rank i mod W); the first rank's failure instead, if any rank failed."""
-    failure = next((failure for _, failure in shares if failure), None)
-    if failure:
-        raise MetricsError(failure)
-    outputs = [own for own, _ in shares]
-    ordered = [outputs[i % len(outputs)][i // len(outputs)] for i in range(sum(map(len, outputs)))]
-    if not ordered:
-        raise MetricsError("no images to evaluate")
-    return ExtractorOutput(torch.cat([out.features for out in ordered]), torch.cat([out.logits for out in ordered]))
-
-
-def _same_on_every_rank(compute: Any) -> Any:
-    """``compute()`` on rank 0, its result (or its MetricsError) on every rank: a failure on one rank must not leave
-    the others waiting in a collective."""
-    outcome: list[Any] = [None]
-    if torch.distributed.get_rank() == 0:
-        try:
-            outcome[0] = ("ok", compute())
-        except MetricsError as error:
-            outcome[0] = ("error", str(error))
-    torch.distributed.broadcast_object_list(outcome, src=0)
-    kind, value = outcome[0]
-    if kind == "error":
-        raise MetricsError(value)
-    return value
-
-
 def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor | None = None,
              real: RealStats | None = None) -> dict[str, Any]:
-    """Scores as a flat dict: fid, is, is_std, kid, kid_std (as requested), plus class coverage for
-    classifier extractors and whether the real statistics came from the cache. Under DDP every rank must call it
-    (it splits the samples across ranks); the real statistics are needed on rank 0 only."""
+    """Scores as a flat dict: fid, is, is_std, kid, kid_std, precision ... (as requested), plus class coverage for
+    classifier extractors and whether the real statistics came from the cache. Under DDP every rank must call it: it
+    generates and extracts its share of the samples, and ``ImageScores`` gathers them (every rank gets the scores)."""
     names = parse_metrics(settings.metrics)
     if len(model.sample_shape) != 3:
         raise MetricsError(f"FID/IS/KID need image samples, this model makes samples of shape {model.sample_shape}")
     extractor = extractor or make_extractor(settings, model.device)
-    rank, world = process_group()
-    if world == 1:
-        return _scores(extract(extractor, finite_batches(model.eval_samples(
-            settings.n_samples, settings.batch_size, settings.seed, datamodule))), datamodule, settings, extractor,
-            real, names)
-    shares: list[Any] | None = [None] * world if rank == 0 else None
-    torch.distributed.gather_object(_own_share(model, datamodule, settings, extractor, rank, world), shares, dst=0)
-    # Scored on rank 0; the scores, or a failure on any rank, reach every rank.
-    return _same_on_every_rank(lambda: _scores(_in_batch_order(shares), datamodule, settings, extractor, real, names))
-
-
-def _scores(fake: ExtractorOutput, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor,
-            real: RealStats | None, names: list[str]) -> dict[str, Any]:
     if real is None and needs_real_stats(names):
         real = real_stats_for(datamodule, extractor, settings)
+    sample_level = [name for name in names if METRICS[name].compute is not None]
+    if not sample_level:  # e.g. intra_fid alone
+        return _report(_model_level(names, model, datamodule, settings, extractor), None, settings, extractor, real,
+                       names)
+    scores = ImageScores(extractor, sample_level, real, MetricOptions.from_settings(settings))
+    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if (
+        torch.distributed.is_available() and torch.distributed.is_initialized()) else (0, 1)
+    # Rank r makes batches r, r + W, ... of one seeded sequence; each sample's place in it travels with its features.
+    sharded = {"shard": (rank, world)} if world > 1 else {}  # models written for one process need not know it
+    for index, batch in enumerate(model.eval_samples(settings.n_samples, settings.batch_size, settings.seed,
+                                                     datamodule, **sharded)):
+        start = (rank + index * world) * settings.batch_size
+        scores.update(batch, torch.arange(start, start + len(batch)))
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*rank-deficient.*")  # said once below, not every time
-        scores: dict[str, Any] = scores_from_output(fake, real, names, extractor_name=extractor.name)
+        result: dict[str, Any] = scores.compute()
+    result.update(_model_level(names, model, datamodule, settings, extractor))
+    return _report(result, scores.outputs, settings, extractor, real, names)
+
+
+def _model_level(names: list[str], model: Any, datamodule: Any, settings: DictConfig,
+                 extractor: FeatureExtractor) -> dict[str, Any]:
+    """The requested metrics computed from the model and its data rather than from one set of features."""
+    result: dict[str, Any] = {}
+    if "intra_fid" in names:
+        result.update(intra_fid(model, datamodule, settings, extractor))
+    if "cas" in names:
+        result.update(classification_accuracy_score(model, datamodule, settings))
+    return result
+
+
+def _class_conditional(model: Any, metric: str) -> int:
+    classes = getattr(model, "num_classes", None)
+    if not getattr(model, "conditional", False) or getattr(model, "multi_label", False) or not classes:
+        raise MetricsError(f"{metric} needs a class-conditional model (one class label per sample)")
+    return classes
+
+
+def classification_accuracy_score(model: Any, datamodule: Any, settings: DictConfig) -> dict[str, Any]:
+    """CAS (Ravuri & Vinyals 2019) for digit models: the shipped classifier's network and recipe
+    (``fit_classifier``, ``cas_epochs`` epochs, seed ``seed``) trained once on ``cas_per_class`` generated digits per
+    class (latents seeded ``seed + class``) and once on as many real training digits per class; both accuracies on the
+    MNIST test split. Images are brought to 1 x 28 x 28 as the MNIST extractor does (luma, bilinear antialias)."""
+    from gan_lightning.metrics.extractors import to_net_input
+    from gan_lightning.metrics.mnist import accuracy, load_mnist_test
+    from gan_lightning.metrics.train_mnist_classifier import fit_classifier
+
+    classes = _class_conditional(model, "cas")
+    if classes != 10:
+        raise MetricsError(f"cas trains a 10-digit classifier; this model has {classes} classes")
+    if settings.cas_test_root is None:
+        raise MetricsError("cas needs the MNIST test split: set callbacks.metrics.cas_test_root to the folder holding "
+                           "MNIST/raw/t10k-images-idx3-ubyte[.gz]")
+    test_images, test_labels = load_mnist_test(settings.cas_test_root)
+    n = settings.cas_per_class
+    generated, real = [], []
+    for label in range(classes):
+        generated.append(model.draw_samples(n, settings.seed + label, label).cpu())
+        real.append(datamodule.real_samples_of_class(label, n).cpu())
+        if len(real[-1]) < n:
+            raise MetricsError(f"cas: the data has {len(real[-1])} images of class {label}, cas_per_class is {n}")
+    labels = torch.arange(classes).repeat_interleave(n)
+    scores = {}
+    for key, images in (("cas", torch.cat(generated)), ("cas_real", torch.cat(real))):
+        if not bool(torch.isfinite(images).all()):
+            raise MetricsError("the generator produced non-finite samples (NaN/inf): the model diverged")
+        net = fit_classifier(to_net_input(images, 28, 1), labels, settings.cas_epochs, seed=settings.seed,
+                             verbose=False)
+        scores[key] = accuracy(net, test_images, test_labels)
+    return scores
+
+
+def intra_fid(model: Any, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor) -> dict[str, Any]:
+    """Intra-class FID (as StudioGAN reports it): FID of each class's samples against that class's real images,
+    and their mean. ``n_samples // classes`` samples per class (latents seeded with ``seed + class``); up to ``n_real``
+    real images per class, their statistics cached per class. Every DDP rank computes it whole."""
+    classes = _class_conditional(model, "intra_fid")
+    per_class = settings.n_samples // classes
+    if per_class < 2:
+        raise MetricsError(f"intra_fid: n_samples={settings.n_samples} gives {per_class} samples per class for "
+                           f"{classes} classes; at least 2 each are needed")
+    fids = []
+    for label in range(classes):
+        real_images = datamodule.real_samples_of_class(label, settings.n_real)
+        if len(real_images) < 2:
+            raise MetricsError(f"intra_fid: the data has {len(real_images)} images of class {label}; at least 2 needed")
+        key = StatsKey(dataset=datamodule.dataset_id, split=f"class{label}", resolution=int(real_images.shape[-1]),
+                       extractor=extractor.name, num_samples=len(real_images))
+        real = real_statistics(key, lambda images=real_images: extract(extractor, images, settings.batch_size).features,
+                               cache_dir=settings.cache_dir)
+        fake_images = model.draw_samples(per_class, settings.seed + label, label)
+        if not bool(torch.isfinite(fake_images).all()):
+            raise MetricsError("the generator produced non-finite samples (NaN/inf): the model diverged")
+        fake = extract(extractor, fake_images, settings.batch_size)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*rank-deficient.*")
+            fids.append(frechet_distance(real.mu, real.sigma, *feature_statistics(fake.features)))
+    return {"intra_fid": sum(fids) / len(fids), "intra_fid_per_class": fids}
+
+
+def _report(scores: dict[str, Any], fake: ExtractorOutput | None, settings: DictConfig, extractor: FeatureExtractor,
+            real: RealStats | None, names: list[str]) -> dict[str, Any]:
+    if fake is None:  # model-level metrics only
+        return {**scores, "extractor": extractor.name}
     n_scored = int(fake.features.shape[0])  # a translation model has as many as its test set, maybe < n_samples
     if extractor.num_classes <= 100:  # a domain classifier: report which classes the generator produces
         histogram = class_histogram(fake.logits, extractor.num_classes)

@@ -76,10 +76,11 @@ def build_wandb_logger(config: DictConfig, run_dir: Path) -> Any:
         config=flatten(OmegaConf.to_container(config, resolve=True)), log_model=wandb_config.log_model, **options)
 
 
-def record_best(trainer: L.Trainer, key: str, value: float) -> None:
-    """The lowest ``key`` so far and the batch it was reached at in each W&B run's summary (``<key>_best``,
-    ``<key>_best_step``), so runs sort by it on a dashboard. Every scalar already has the batch count as its x-axis:
-    Lightning's WandbLogger logs trainer/global_step with each row and makes it the step metric of "*"."""
+def record_best(trainer: L.Trainer, key: str, value: float, higher_is_better: bool = False) -> None:
+    """The best ``key`` so far (lowest, or highest for e.g. recall) and the batch it was reached at in each W&B run's
+    summary (``<key>_best``, ``<key>_best_step``), so runs sort by it on a dashboard. Every scalar already has the
+    batch count as its x-axis: Lightning's WandbLogger logs trainer/global_step with each row and makes it the step
+    metric of "*"."""
     from lightning.pytorch.loggers import WandbLogger
 
     if not trainer.is_global_zero:  # only rank 0 has a W&B run
@@ -88,7 +89,7 @@ def record_best(trainer: L.Trainer, key: str, value: float) -> None:
         if isinstance(logger, WandbLogger):
             summary = logger.experiment.summary
             best = summary.get(f"{key}_best")
-            if best is None or value < best:
+            if best is None or (value > best if higher_is_better else value < best):
                 summary[f"{key}_best"], summary[f"{key}_best_step"] = value, trainer.global_step
 
 

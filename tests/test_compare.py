@@ -13,7 +13,8 @@ from gan_lightning.cli import main
 from tests.conftest import tiny_overrides
 
 METRICS = ["callbacks.metrics.enabled=true", "callbacks.metrics.every_n_steps=2", "callbacks.metrics.n_samples=40",
-           "callbacks.metrics.n_real=48", "callbacks.metrics.batch_size=20"]
+           "callbacks.metrics.n_real=48", "callbacks.metrics.batch_size=20",
+           "callbacks.metrics.metrics=fid,is,kid,recall,coverage"]
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +62,30 @@ def test_compare_writes_the_table_plots_and_grid_sheet(sweep: Path, tmp_path: Pa
     grid = Image.open(sorted((sweep / "a" / "samples").glob("*.png"))[-1])
     sheet = Image.open(tmp_path / "out" / "samples.png")
     assert sheet.width == 3 * grid.width + 2 * 8 and sheet.height == grid.height + 16
+
+
+def test_compare_shows_and_ranks_by_recall_and_coverage(sweep: Path, tmp_path: Path) -> None:
+    final = {}
+    for run in ("a", "b", "c"):
+        report = json.loads((sweep / run / "metrics" / "step_0000004.json").read_text())
+        final[run] = (report["recall"], report["coverage"], report["fid"])
+    for rank_by, position, higher in (("recall", 0, True), ("coverage", 1, True), ("fid", 2, False)):
+        assert main(["compare", str(sweep), "--out", str(tmp_path / rank_by), "--rank-by", rank_by]) == 0
+        rows = list(csv.DictReader((tmp_path / rank_by / "compare.csv").open()))
+        expected = sorted(final, key=lambda run: final[run][position], reverse=higher)
+        # Ties keep path order: sorted() is stable, as the ranking is.
+        assert [r["run"] for r in rows] == expected, rank_by
+        assert [r["final recall"] for r in rows] == [f"{final[r['run']][0]:.3f}" for r in rows]
+        assert [r["final coverage"] for r in rows] == [f"{final[r['run']][1]:.3f}" for r in rows]
+        assert "final precision" not in rows[0]  # a score no run logged has no column
+    assert (tmp_path / "recall" / "manifold.png").stat().st_size > 1000
+
+
+def test_compare_rank_by_an_unknown_score_is_one_line(sweep: Path, tmp_path: Path, capsys) -> None:
+    assert main(["compare", str(sweep), "--out", str(tmp_path / "out"), "--rank-by", "sharpness"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: compare --rank-by: unknown score 'sharpness'; accepted: fid,")
+    assert err.count("\n") == 1
 
 
 def test_compare_takes_run_directories_one_by_one(sweep: Path, tmp_path: Path, capsys) -> None:

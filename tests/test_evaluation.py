@@ -64,8 +64,10 @@ def test_evaluate_metric_subset_and_data_override(fake_mnist: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--metrics", "fid,lpips"], "unknown metric(s) ['lpips']; accepted: fid, is, kid"),
+    (["--metrics", "fid,lpips"], "unknown metric(s) ['lpips']; accepted: fid, is, kid, precision, recall, density, "
+                                 "coverage"),
     (["--extractor", "clip"], "callbacks.metrics.extractor: 'clip'; accepted: inception, mnist"),
+    (["--protocol", "lanczos"], "callbacks.metrics.protocol: 'lanczos'; accepted: antialias, tf, clean"),
     (["--extractor", "inception", "--inception-weights", "/nope/pt_inception.pth"],
      "/nope/pt_inception.pth"),
 ])
@@ -78,6 +80,117 @@ def test_evaluate_bad_options_are_one_line(fake_mnist: Path, tmp_path: Path, cap
     assert err.startswith("error: ") and message in err and err.count("\n") == 1
 
 
-def test_metrics_config_is_validated_before_training(capsys) -> None:
-    assert main(["train", "dcgan_mnist", "callbacks.metrics.metrics=fid,psnr", "--dry-run"]) == 2
-    assert "callbacks.metrics.metrics" in capsys.readouterr().err
+@pytest.mark.parametrize("overrides, message", [
+    (["callbacks.metrics.metrics=fid,psnr"], "callbacks.metrics.metrics"),
+    (["callbacks.metrics.precision_recall_k=0"], "callbacks.metrics.precision_recall_k"),
+    (["callbacks.metrics.metrics=coverage", "callbacks.metrics.density_coverage_k=9", "callbacks.metrics.n_samples=9"],
+     "callbacks.metrics.n_samples: 9; accepted: an int >= 10 (coverage needs the 9-th nearest neighbour"),
+])
+def test_metrics_config_is_validated_before_training(capsys, overrides: list[str], message: str) -> None:
+    assert main(["train", "dcgan_mnist", *overrides, "--dry-run"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_precision_recall_density_coverage_in_training_and_evaluate(fake_mnist: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    manifold = "precision,recall,density,coverage"
+    assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 2), *METRICS, f"callbacks.metrics.cache_dir="
+                 f"{cache}", f"callbacks.metrics.metrics=fid,{manifold}"]) == 0
+    logged = [r for r in csv.DictReader((run / "metrics.csv").read_text().splitlines()) if r.get("val/recall")]
+    during = json.loads((run / "metrics" / "step_0000002.json").read_text())
+    for name in manifold.split(","):
+        assert float(logged[-1][f"val/{name}"]) == pytest.approx(during[name])
+        assert 0 <= during[name] and (name == "density" or during[name] <= 1)  # density is not a share
+    capsys.readouterr()
+    # The same checkpoint, samples and real sample from `evaluate`: the same numbers, the radii from the cache.
+    assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", f"fid,{manifold}", "--n", "40",
+                 "--n-real", "48", "--batch-size", "20", "--cache-dir", str(cache)]) == 0
+    alone = json.loads(capsys.readouterr().out)
+    assert alone["real_stats_cached"] is True
+    assert {name: alone[name] for name in manifold.split(",")} == {name: during[name] for name in manifold.split(",")}
+
+
+def test_evaluate_protocols_have_their_own_statistics_and_reports(fake_mnist: Path, tmp_path: Path, capsys) -> None:
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    # 32 x 32 digits: the shipped classifier's 28 x 28 input needs a resize, so the protocol matters.
+    assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 1), "data.image_size=32"]) == 0
+    scores = {}
+    for protocol in ("antialias", "tf", "clean"):
+        capsys.readouterr()
+        assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", "fid", "--n", "20",
+                     "--n-real", "30", "--cache-dir", str(cache), "--protocol", protocol]) == 0
+        scores[protocol] = json.loads(capsys.readouterr().out)
+    assert scores["antialias"]["extractor"].startswith("mnist-cnn-")
+    assert scores["tf"]["extractor"] == scores["antialias"]["extractor"] + "-resize-tf"
+    assert scores["clean"]["extractor"] == scores["antialias"]["extractor"] + "-resize-clean"
+    assert len({round(s["fid"], 6) for s in scores.values()}) == 3  # three resizes, three numbers
+    assert len(list(cache.glob("*.pt"))) == 3  # one statistics file per protocol: the key includes it
+    assert sorted(p.name for p in run.glob("evaluation_*.json")) == [
+        "evaluation_step0000001_mnist.json", "evaluation_step0000001_mnist_clean.json",
+        "evaluation_step0000001_mnist_tf.json"]
+
+
+def test_intra_fid_of_a_conditional_model_is_the_mean_of_per_class_fids(fake_mnist: Path, tmp_path: Path,
+                                                                          capsys) -> None:
+    from gan_lightning.loading import load_model
+    from gan_lightning.metrics import build_extractor, extract, feature_statistics, frechet_distance
+
+    run = tmp_path / "run"
+    assert main(["train", "cgan_mnist", *tiny_overrides(fake_mnist, run, 1), "callbacks.checkpoint.monitor=null"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", "fid,intra_fid", "--n", "40",
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    per_class = scores["intra_fid_per_class"]
+    assert len(per_class) == 10 and scores["intra_fid"] == pytest.approx(sum(per_class) / 10) and "fid" in scores
+    # Class 3 by hand: 4 samples of class 3 (latents seeded 0 + 3) against the data's images of class 3.
+    from datamodules.mnist import MNISTDataModule
+
+    model = load_model(run / "checkpoints" / "last.ckpt")
+    data = MNISTDataModule({"root": str(fake_mnist), "download": False, "limit": 64, "batch_size": 8})
+    data.setup()
+    real_images = data.real_samples(64)[data.labels == 3]
+    extractor = build_extractor("mnist")
+    real = feature_statistics(extract(extractor, real_images).features)
+    fake = feature_statistics(extract(extractor, model.draw_samples(4, 3, 3)).features)
+    assert per_class[3] == pytest.approx(frechet_distance(*real, *fake), rel=1e-9)
+    # An unconditional model: one line.
+    assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, tmp_path / "plain", 1)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(tmp_path / "plain" / "checkpoints" / "last.ckpt"), "--metrics", "intra_fid",
+                 "--n", "40"]) == 1
+    err = capsys.readouterr().err
+    assert err == "error: intra_fid needs a class-conditional model (one class label per sample)\n"
+
+
+def test_cas_trains_the_fixed_classifier_on_generated_and_on_real_digits(fake_mnist: Path, tmp_path: Path,
+                                                                          capsys) -> None:
+    import torch
+
+    from datamodules.mnist import MNISTDataModule
+    from gan_lightning.loading import load_model
+    from gan_lightning.metrics.mnist import accuracy, load_mnist_test
+    from gan_lightning.metrics.train_mnist_classifier import fit_classifier
+    from tests.conftest import write_fake_mnist
+
+    write_fake_mnist(fake_mnist, split="test", n=40)
+    run = tmp_path / "run"
+    assert main(["train", "cgan_mnist", *tiny_overrides(fake_mnist, run, 1), "callbacks.checkpoint.monitor=null"]) == 0
+    checkpoint = str(run / "checkpoints" / "last.ckpt")
+    capsys.readouterr()
+    assert main(["evaluate", checkpoint, "--metrics", "cas"]) == 1
+    assert "set callbacks.metrics.cas_test_root" in capsys.readouterr().err
+    assert main(["evaluate", checkpoint, "--metrics", "cas", "callbacks.metrics.cas_per_class=4",
+                 "callbacks.metrics.cas_epochs=1", f"callbacks.metrics.cas_test_root={fake_mnist}",
+                 "callbacks.metrics.seed=2"]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    # The recipe by hand: 4 samples of each class (latents seeded 2 + class), the first 4 real digits of each class,
+    # one epoch of fit_classifier with seed 2 each, accuracy on the test split.
+    model = load_model(checkpoint)
+    data = MNISTDataModule({"root": str(fake_mnist), "download": False, "limit": 64, "batch_size": 8})
+    labels = torch.arange(10).repeat_interleave(4)
+    test = load_mnist_test(fake_mnist)
+    for key, images in (("cas", torch.cat([model.draw_samples(4, 2 + c, c) for c in range(10)])),
+                        ("cas_real", torch.cat([data.real_samples_of_class(c, 4) for c in range(10)]))):
+        assert scores[key] == accuracy(fit_classifier(images, labels, 1, seed=2, verbose=False), *test), key

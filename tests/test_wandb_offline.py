@@ -20,7 +20,7 @@ def test_wandb_offline_run_holds_history_config_summary_and_grids(fake_mnist: Pa
     run = tmp_path / "run"
     assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, run, 4), *METRICS,
                  f"callbacks.metrics.cache_dir={tmp_path / 'cache'}", "logger.wandb.enabled=true",
-                 "logger.wandb.tags=[smoke]", "model.lr_d=3e-4"]) == 0
+                 "logger.wandb.tags=[smoke]", "model.lr_d=3e-4", "callbacks.metrics.metrics=fid,recall"]) == 0
     (offline,) = (run / "wandb").glob("offline-run-*")
     record = read_run(offline / f"run-{offline.name.rsplit('-', 1)[1]}.wandb")
     meta = record["run"]
@@ -37,6 +37,11 @@ def test_wandb_offline_run_holds_history_config_summary_and_grids(fake_mnist: Pa
     best_step, best = min(((step + 1, fid) for step, fid in fids), key=lambda item: item[1])
     assert record["summary"]["val/fid_best"] == pytest.approx(best)
     assert record["summary"]["val/fid_best_step"] == best_step
+    # Recall is better when higher: its best is the largest value, so a sweep ranks by it as by FID.
+    recalls = [(row["trainer/global_step"] + 1, row["val/recall"]) for row in rows if "val/recall" in row]
+    best_step, best = max(recalls, key=lambda item: (item[1], -item[0]))
+    assert record["summary"]["val/recall_best"] == pytest.approx(best)
+    assert record["summary"]["val/recall_best_step"] == best_step
     # Every scalar (train/*, val/*) is plotted against the batch count.
     assert {(m.glob_name, m.step_metric) for m in record["metrics"] if m.glob_name} == {("*", "trainer/global_step")}
     images = sorted(p.name for p in (offline / "files" / "media" / "images").iterdir())

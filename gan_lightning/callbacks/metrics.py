@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from gan_lightning.callbacks.periodic import PeriodicCallback
 from gan_lightning.evaluation import evaluate, make_extractor, real_stats_for
 from gan_lightning.loggers import publish_scalars, record_best
-from gan_lightning.metrics.stats import needs_real_stats
+from gan_lightning.metrics.stats import needs_real_stats, parse_metrics, score_keys
 
 
 class ImageMetrics(PeriodicCallback):
@@ -37,14 +37,15 @@ class ImageMetrics(PeriodicCallback):
         step = trainer.global_step
         if self.extractor is None:
             self.extractor = make_extractor(self.settings, pl_module.device)
-            if needs_real_stats(self.settings.metrics) and trainer.is_global_zero:  # scores are computed there
+            if needs_real_stats(self.settings.metrics):  # every rank computes the scores (files written atomically)
                 self.real = real_stats_for(trainer.datamodule, self.extractor, self.settings)
         scores = evaluate(pl_module, trainer.datamodule, self.settings, self.extractor, self.real)
-        numbers = {f"val/{k}": float(v) for k, v in scores.items()
-                   if k in ("fid", "is", "is_std", "kid", "kid_std", "classes_covered")}
+        better = {**score_keys(), "classes_covered": "higher"}
+        numbers = {f"val/{k}": float(v) for k, v in scores.items() if k in better}
         publish_scalars(trainer, numbers)
-        if "val/fid" in numbers:
-            record_best(trainer, "val/fid", numbers["val/fid"])
+        for key in parse_metrics(self.settings.metrics):  # the best of each score in a W&B run's summary
+            if f"val/{key}" in numbers:
+                record_best(trainer, f"val/{key}", numbers[f"val/{key}"], higher_is_better=better[key] == "higher")
         if trainer.is_global_zero:
             out = self.run_dir / "metrics"
             out.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,12 @@
 Every extractor takes images in data space: float (N, C, H, W), C in {1, 3}, values in [-1, 1] (what the
 generators' tanh and the datamodules produce) and applies (steps 1 and 2 are linear, so they commute):
   1. channels: grayscale repeated to RGB for RGB nets; RGB -> luma (ITU-R 601) for grayscale nets;
-  2. resize to the net's input size with ONE fixed filter: bilinear, antialias=True, align_corners=False
-     (clean-fid showed the filter moves FID by whole points, so it is part of the extractor's ``name`` and
-     therefore of the cached statistics' key);
+  2. resize to the net's input size by the extractor's resize ``protocol`` (clean-fid showed the filter moves FID
+     by whole points, so it is part of the extractor's ``name`` and therefore of the cached statistics' key):
+       ``antialias`` (default): torch bilinear, antialias=True, align_corners=False;
+       ``tf``: the TF1 bilinear (align_corners=False, no half-pixel centres) of the original TTUR code,
+               torch-fidelity and torchmetrics;
+       ``clean``: clean-fid's PIL bicubic on float pixels in [0, 255], per channel, clipped to [0, 255];
   3. an affine map from [-1, 1] to the net's input range.
 Extractors are frozen: no gradients and always in eval mode (``.train()`` is a no-op), because batch-norm
 statistics updated by a stray ``model.train()`` would silently change every score.
@@ -37,8 +40,45 @@ class ExtractorOutput(NamedTuple):
     logits: Tensor  # (N, num_classes) for IS and class histograms
 
 
-def to_net_input(images: Tensor, size: int, channels: int, scale: float = 1.0, shift: float = 0.0) -> Tensor:
-    """Data-space images -> net input: channel conversion, bilinear antialiased resize, x * scale + shift."""
+def _antialias_bilinear(x: Tensor, size: int) -> Tensor:
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def _tf1_axis(n_in: int, n_out: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
+    # TF1 ResizeBilinear without half-pixel centres: output i samples input i * n_in / n_out (scale in float32).
+    scale = torch.tensor(n_in / n_out, dtype=torch.float32)
+    source = torch.arange(n_out, dtype=torch.float32) * scale
+    low = source.floor().long().clamp(max=n_in - 1)
+    return low.to(device), (low + 1).clamp(max=n_in - 1).to(device), (source - low).to(device)
+
+
+def _tf1_bilinear(x: Tensor, size: int) -> Tensor:
+    top, bottom, dy = _tf1_axis(x.shape[-2], size, x.device)
+    left, right, dx = _tf1_axis(x.shape[-1], size, x.device)
+    rows = x[..., top, :] + (x[..., bottom, :] - x[..., top, :]) * dy[:, None]
+    return rows[..., left] + (rows[..., right] - rows[..., left]) * dx
+
+
+def _clean_bicubic(x: Tensor, size: int) -> Tensor:
+    # clean-fid's "clean" resize, run where clean-fid runs it: PIL on the CPU, one float32 'F' image per channel.
+    import numpy as np
+    from PIL import Image
+
+    pixels = ((x.detach().cpu().double() + 1) * 127.5).float().numpy()
+    resized = np.stack([[np.asarray(Image.fromarray(channel, mode="F").resize((size, size), Image.BICUBIC))
+                         for channel in image] for image in pixels]).clip(0, 255)
+    return (torch.from_numpy(resized).double() / 127.5 - 1).float().to(x.device)
+
+
+# name -> resize(images in data space, size) -> images in data space. "antialias" is the default (and the only
+# protocol before they became selectable: its extractor names, hence cached statistics, are unchanged).
+RESIZE_PROTOCOLS = {"antialias": _antialias_bilinear, "tf": _tf1_bilinear, "clean": _clean_bicubic}
+DEFAULT_PROTOCOL = "antialias"
+
+
+def to_net_input(images: Tensor, size: int, channels: int, scale: float = 1.0, shift: float = 0.0,
+                 protocol: str = DEFAULT_PROTOCOL) -> Tensor:
+    """Data-space images -> net input: channel conversion, resize by ``protocol``, x * scale + shift."""
     if not torch.is_tensor(images) or images.dim() != 4 or images.shape[1] not in (1, 3):
         shape = tuple(images.shape) if torch.is_tensor(images) else type(images).__name__
         raise MetricsError(f"extractors expect images of shape (N, C, H, W) with C in (1, 3), got {shape}")
@@ -51,7 +91,7 @@ def to_net_input(images: Tensor, size: int, channels: int, scale: float = 1.0, s
     if x.shape[1] == 3 and channels == 1:
         x = (x * x.new_tensor(_LUMA).view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
     if x.shape[-2:] != (size, size):
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        x = RESIZE_PROTOCOLS[protocol](x, size)
     if x.shape[1] == 1 and channels == 3:  # after the resize: one channel is 3x cheaper to resize
         x = x.expand(-1, 3, -1, -1)
     return x * scale + shift
@@ -67,7 +107,17 @@ class FeatureExtractor(nn.Module):
     input_channels: int
     input_scale: float = 1.0
     input_shift: float = 0.0
+    protocol: str = DEFAULT_PROTOCOL  # the resize: set with use_protocol, which also renames the extractor
     net: nn.Module
+
+    def use_protocol(self, protocol: str) -> FeatureExtractor:
+        """Resize by ``protocol`` from now on; the name (the statistics cache key) says so unless it is the default."""
+        if protocol not in RESIZE_PROTOCOLS:
+            raise MetricsError(f"unknown resize protocol {protocol!r}; accepted: {', '.join(RESIZE_PROTOCOLS)}")
+        base = self.name.removesuffix(f"-resize-{self.protocol}")
+        self.protocol = protocol
+        self.name = base if protocol == DEFAULT_PROTOCOL else f"{base}-resize-{protocol}"
+        return self
 
     def _freeze(self) -> None:
         self.net.eval()
@@ -77,7 +127,8 @@ class FeatureExtractor(nn.Module):
         return super().train(False)
 
     def preprocess(self, images: Tensor) -> Tensor:
-        return to_net_input(images, self.input_size, self.input_channels, self.input_scale, self.input_shift)
+        return to_net_input(images, self.input_size, self.input_channels, self.input_scale, self.input_shift,
+                            self.protocol)
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> ExtractorOutput:
@@ -138,8 +189,9 @@ class MNISTClassifier(FeatureExtractor):
 EXTRACTORS: dict[str, type[FeatureExtractor]] = {"inception": InceptionFID, "mnist": MNISTClassifier}
 
 
-def build_extractor(name: str, **kwargs) -> FeatureExtractor:
-    """Instantiate a registered extractor by name (kwargs go to its constructor, e.g. ``weights_path``)."""
+def build_extractor(name: str, protocol: str = DEFAULT_PROTOCOL, **kwargs) -> FeatureExtractor:
+    """Instantiate a registered extractor by name with a resize ``protocol`` (kwargs go to its constructor, e.g.
+    ``weights_path``)."""
     if name not in EXTRACTORS:
         raise MetricsError(f"unknown feature extractor {name!r}; accepted: {', '.join(sorted(EXTRACTORS))}")
-    return EXTRACTORS[name](**kwargs)
+    return EXTRACTORS[name](**kwargs).use_protocol(protocol)

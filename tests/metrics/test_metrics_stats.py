@@ -89,8 +89,8 @@ def test_wrong_sample_count_is_refused(tiny, tmp_path):
 
 def test_metric_names_are_validated():
     assert parse_metrics("fid, IS,kid,fid") == ["fid", "is", "kid"]
-    with pytest.raises(MetricsError, match="accepted: fid, is, kid"):
-        parse_metrics(["fid", "precision"])
+    with pytest.raises(MetricsError, match=r"unknown metric\(s\) \['lpips'\]; accepted: fid, is, kid, precision"):
+        parse_metrics(["fid", "lpips"])
     with pytest.raises(MetricsError, match="accepted"):
         parse_metrics("")
 
