@@ -398,8 +398,9 @@ def _write_cache(path: Path, shape: tuple[int, ...], chunks: Iterator[np.ndarray
                 bar.update(seen(chunk))  # the digest costs no second read of the file
 
     remove_dead_temporaries(path.parent)  # left by a build killed with SIGKILL (or a power cut)
-    check_free_space(path.parent, math.prod(shape) + 128, f"the image cache of {images:,} images ({math.prod(shape):,} "
-                     "bytes)", "data.cache_dir")
+    layout = f"at {' x '.join(map(str, shape[1:]))}" if len(shape) == 4 else f"of {math.prod(shape):,} pixels"
+    check_free_space(path.parent, math.prod(shape) + 128, f"the image cache of {images:,} images {layout}",
+                     "data.cache_dir")
     try:
         with _stopped_by_signals(f"decoding {images:,} images into {path}"):
             atomic_write(path, write)

@@ -23,6 +23,8 @@ TRAIN_CASES = [
     (["model.beta1=1.5"], 2, "model.beta1: 1.5; accepted: a float in [0, 1)"),
     (["model.pack=3"], 2, "model.pack: 3 does not divide data.batch_size=8"),
     (["callbacks.samples.n=0"], 2, "callbacks.samples.n: 0; accepted: an int >= 1"),
+    (["model.width_d=-1"], 2, "model.width_d: -1; accepted: an int >= 1"),  # found by the property test
+    (["model.width_g=0"], 2, "model.width_g: 0; accepted: an int >= 1"),
     (["callbacks.samples.nrow=0"], 2, "callbacks.samples.nrow: 0; accepted: an int >= 1"),
     (["data.batch_size=100"], 2, "data.batch_size: 64 samples over 1 rank(s) is fewer than one batch of 100"),
     (["data.image_size=30"], 2, "model.name: dcgan cannot model samples of shape (1, 30, 30)"),
@@ -487,3 +489,29 @@ def test_evaluate_on_a_test_set_smaller_than_is_splits_is_one_line(tmp_path: Pat
                                        "than 10 (is scores 10 splits of the samples); add images to its test set or "
                                        "leave that metric out\n")
     assert sorted(p.name for p in run.iterdir()) == before and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("experiment, override, words", [
+    ("gan_mnist", "model.hidden_g=[-1]", "model.hidden_g: [-1]; accepted: a list of ints >= 1"),
+    ("gan_mnist", "model.hidden_d=[0,4]", "model.hidden_d: [0, 4]; accepted: a list of ints >= 1"),
+    ("cyclegan_digits_invert", "model.n_blocks=-1", "model.n_blocks: -1; accepted: null or an int >= 0"),
+])
+def test_network_sizes_are_refused_with_the_config(experiment, override, words, tmp_path: Path, capsys) -> None:
+    """Sizes no network can have were a traceback from torch (negative widths) or silently no layers at all."""
+    args = ["train", experiment, f"run.dir={tmp_path / 'run'}", f"data.root={tmp_path / 'data'}",
+            "data.download=false", override, "--dry-run"]
+    assert main(args) == 2
+    err = _one_line(capsys)
+    assert err == f"error: {words}", err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("override, words", [
+    ("model.latent_dim=9223372036854775808", "TypeError"),  # past int64: torch cannot even name the size
+    ("model.width_g=100000000", "RuntimeError"),  # terabytes of weights
+])
+def test_network_sizes_torch_cannot_allocate_are_one_line(override, words, tmp_path: Path, capsys) -> None:
+    assert main(["train", "dcgan_digits", f"run.dir={tmp_path / 'run'}", override, "--dry-run"]) == 2
+    err = _one_line(capsys)
+    assert err.startswith("error: model: dcgan's networks cannot be built with these sizes (" + words), err
+    assert list(tmp_path.iterdir()) == []

@@ -138,6 +138,11 @@ class AdversarialModule(L.LightningModule, abc.ABC):
         except ValueError as error:  # e.g. an image size the architecture cannot produce
             raise ConfigError(f"model.name: {self.registry_name} cannot model samples of shape "
                               f"{self.sample_shape}: {error}") from None
+        except (RuntimeError, TypeError, OverflowError, MemoryError) as error:
+            # torch refusing a layer: sizes past what an int64 holds or memory can allocate (model.latent_dim=2**63)
+            reason = " ".join(str(error).split("Exception raised from")[0].split())[:160]  # torch's C++ trace cut
+            raise ConfigError(f"model: {self.registry_name}'s networks cannot be built with these sizes "
+                              f"({type(error).__name__}: {reason})") from None
         for technique in self.active_techniques:
             technique.setup(self)
         if self.config.channels_last and len(self.sample_shape) == 3:

@@ -58,7 +58,10 @@ class CycleGAN(ImageTranslationModel):
                 ("lambda_cycle", config.lambda_cycle >= 0, "a float >= 0"),
                 ("lambda_identity", config.lambda_identity >= 0, "a float >= 0"),
                 ("pool_size", config.pool_size >= 0, "an int >= 0"),
-                ("d_layers", config.d_layers >= 1, "an int >= 1")]
+                ("n_blocks", config.n_blocks is None or config.n_blocks >= 0, "null or an int >= 0"),
+                ("d_layers", config.d_layers >= 1, "an int >= 1"),
+                ("width_g", config.width_g >= 1, "an int >= 1"),
+                ("width_d", config.width_d >= 1, "an int >= 1")]
 
     # --- networks ---------------------------------------------------------------------------------------
     def build_generator(self) -> nn.Module:

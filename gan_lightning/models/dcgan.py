@@ -43,4 +43,6 @@ class DCGAN(LatentGAN):
     @classmethod
     def config_checks(cls, config: DictConfig) -> list[tuple[str, bool, str]]:
         return [*super().config_checks(config),
-                ("d_norm", config.d_norm in ("batch", "layer", "none"), "batch, layer, none")]
+                ("d_norm", config.d_norm in ("batch", "layer", "none"), "batch, layer, none"),
+                ("width_g", config.width_g >= 1, "an int >= 1"),
+                ("width_d", config.width_d >= 1, "an int >= 1")]

@@ -36,4 +36,6 @@ class VanillaGAN(LatentGAN):
 
     @classmethod
     def config_checks(cls, config: DictConfig) -> list[tuple[str, bool, str]]:
-        return [*super().config_checks(config), ("norm_g", config.norm_g in MLP_NORMS, ", ".join(MLP_NORMS))]
+        return [*super().config_checks(config), ("norm_g", config.norm_g in MLP_NORMS, ", ".join(MLP_NORMS)),
+                ("hidden_g", all(width >= 1 for width in config.hidden_g), "a list of ints >= 1"),
+                ("hidden_d", all(width >= 1 for width in config.hidden_d), "a list of ints >= 1")]

@@ -98,7 +98,9 @@ class Pix2Pix(ImageTranslationModel):
                 ("norm", config.norm in ("batch", "instance", "none"), "batch, instance, none"),
                 ("lambda_l1", config.lambda_l1 >= 0, "a float >= 0"),
                 ("inference", config.inference in INFERENCE_MODES, ", ".join(INFERENCE_MODES)),
-                ("d_layers", config.d_layers >= 1, "an int >= 1")]
+                ("d_layers", config.d_layers >= 1, "an int >= 1"),
+                ("width_g", config.width_g >= 1, "an int >= 1"),
+                ("width_d", config.width_d >= 1, "an int >= 1")]
 
     # --- networks ---------------------------------------------------------------------------------------
     def build_generator(self) -> nn.Module:

@@ -10,6 +10,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from gan_lightning.callbacks.samples import SampleGrid
+from gan_lightning.config import MetricsCallbackConfig
 from gan_lightning.evaluation import evaluate
 from gan_lightning.models import CGAN, DCGAN
 from gan_lightning.models.base import Preview
@@ -58,14 +59,13 @@ def test_grids_and_metrics_use_only_the_model_views(fake_mnist: Path, tmp_path: 
     from datamodules.mnist import MNISTDataModule
 
     model = RowsModel({"width_g": 4, "width_d": 4, "latent_dim": 4}, (1, 28, 28))
-    datamodule = MNISTDataModule(OmegaConf.create({"root": str(fake_mnist), "download": False, "split": "train",
-                                                   "batch_size": 8, "limit": 64, "image_size": None}))
+    datamodule = MNISTDataModule(root=str(fake_mnist), download=False, split="train", batch_size=8, limit=64)
     trainer = SimpleNamespace(global_step=5, datamodule=datamodule, loggers=[])
     path = SampleGrid(tmp_path, n=64, nrow=4).run(trainer, model)
     grid = torch.tensor(list(Image.open(path).convert("L").getdata()), dtype=torch.float32).view(3 * 30 + 2, -1)
     assert grid.shape == (92, 4 * 30 + 2)  # three rows of four, 2-pixel padding: the model's rows, not 64 samples
     assert [grid[2 + 30 * r + 14, 2 + 14].item() for r in range(3)] == [0.0, 128.0, 255.0]
-    settings = OmegaConf.create({"metrics": "fid", "extractor": "mnist", "inception_weights": None, "n_samples": 64,
-                                 "n_real": 64, "batch_size": 32, "seed": 0, "cache_dir": str(tmp_path / "cache")})
+    settings = OmegaConf.structured(MetricsCallbackConfig(metrics="fid", extractor="mnist", n_samples=64, n_real=64,
+                                                          batch_size=32, seed=0, cache_dir=str(tmp_path / "cache")))
     scores = evaluate(model, datamodule, settings)
     assert abs(scores["fid"]) < 1e-6  # eval_samples gave the real images themselves
