@@ -38,6 +38,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(config_lib.to_yaml(config), end="")
         return 0
     run_dir = train(config)
+    from gan_lightning.rundir import final_report
+
+    for line in final_report(Path(run_dir)):
+        print(line)
     print(f"run directory: {run_dir}")
     return 0
 

@@ -168,3 +168,26 @@ def record_summary_or_remove(run_dir: Path, batches: int, seconds: float, status
         (run_dir / "summary.json").unlink(missing_ok=True)
         return error.strerror or type(error).__name__
     return None
+
+
+def final_report(run_dir: Path) -> list[str]:
+    """What a finished run leaves to look at, as lines for the terminal: the last evaluation's scores (from
+    ``metrics/step_N.json``) and the last sample grid. Nothing for what the run did not write."""
+    lines = []
+    reports = sorted((run_dir / "metrics").glob("step_*.json"))
+    if reports:
+        try:
+            scores = json.loads(reports[-1].read_text())
+        except (OSError, ValueError):
+            scores = None  # unreadable: the file is still there to look at
+        if isinstance(scores, dict):
+            shown = [f"{name} {scores[name]:.4g}" for name in ("fid", "is", "kid", "precision", "recall")
+                     if isinstance(scores.get(name), (int, float))]
+            if scores.get("class_histogram"):
+                shown.append(f"{scores.get('classes_covered')}/{len(scores['class_histogram'])} classes")
+            lines.append(f"scores at batch {scores.get('step')} ({scores.get('n_samples')} samples, "
+                         f"{scores.get('extractor')}): {', '.join(shown)} ({reports[-1]})")
+    grids = sorted((run_dir / "samples").glob("step_*.png"))
+    if grids:
+        lines.append(f"samples: {grids[-1]}")
+    return lines

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,12 @@ def train(data_root: Path, run_dir: Path, steps: int, *extra: str) -> int:
     return main(["train", "dcgan_mnist", *tiny_overrides(data_root, run_dir, steps), *extra])
 
 
-def test_train_writes_the_full_run_directory(fake_mnist: Path, tmp_path: Path) -> None:
+def test_train_writes_the_full_run_directory(fake_mnist: Path, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     assert train(fake_mnist, run, 4) == 0
+    # The run ends by saying where its last grid is (and its scores, when it evaluated: see the next test).
+    assert capsys.readouterr().out.splitlines()[-2:] == [f"samples: {run / 'samples' / 'step_0000004.png'}",
+                                                         f"run directory: {run}"]
     assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
     grid = Image.open(run / "samples" / "step_0000004.png")
@@ -31,6 +35,24 @@ def test_train_writes_the_full_run_directory(fake_mnist: Path, tmp_path: Path) -
     assert all(0.0 < float(r["train/d_real"]) < 1.0 for r in rows)  # D(x) as a probability
     checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)  # no pickled objects
     assert checkpoint["global_step"] == 4
+
+
+def test_the_final_report_reads_the_last_scores_and_grid(tmp_path: Path) -> None:
+    from gan_lightning.rundir import final_report
+
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "samples").mkdir()
+    for step, fid in ((500, 40.0), (2500, 24.78084)):
+        report = {"step": step, "fid": fid, "is": 3.42097, "kid": 0.630355, "class_histogram": [1] * 10,
+                  "classes_covered": 9, "n_samples": 5000, "extractor": "mnist-cnn"}
+        (tmp_path / "metrics" / f"step_{step:07d}.json").write_text(json.dumps(report))
+        (tmp_path / "samples" / f"step_{step:07d}.png").write_bytes(b"")
+    (tmp_path / "metrics" / "step_0000100.json").write_text("{damaged")  # an older, unreadable one: not the last
+    assert final_report(tmp_path) == [
+        f"scores at batch 2500 (5000 samples, mnist-cnn): fid 24.78, is 3.421, kid 0.6304, 9/10 classes "
+        f"({tmp_path / 'metrics' / 'step_0002500.json'})",
+        f"samples: {tmp_path / 'samples' / 'step_0002500.png'}"]
+    assert final_report(tmp_path / "nothing") == []
 
 
 def test_sample_png_and_pt(fake_mnist: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
