@@ -66,7 +66,8 @@ def test_stylegan2_digits_trains_from_the_cli(tmp_path: Path) -> None:
                    "model.mapping_layers=1"]
     assert main(["train", "stylegan2_digits", "trainer.max_steps=2", f"run.dir={run}", "run.quiet=true",
                  "trainer.log_every_n_steps=1", "callbacks.samples.every_n_steps=1000", "callbacks.samples.n=16",
-                 "data.batch_size=8", "data.limit=64", "callbacks.metrics.enabled=false", *tiny_widths]) == 0
+                 "data.batch_size=8", "data.limit=64", "callbacks.metrics.enabled=false", *tiny_widths,
+                 "model.pl_weight=2.0"]) == 0  # the recipe turns path length off; on here to see its rhythm
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "samples").is_dir()
     rows = list(csv.DictReader((run / "metrics.csv").read_text().splitlines()))
     # Batch 0 is a lazy-regularisation batch of both players (R1 every 16, path length every 4), batch 1 is not.
