@@ -16,6 +16,7 @@ Images come in data space ([-1, 1]). Gradients flow to the images; the networks 
 
 from __future__ import annotations
 
+import abc
 from pathlib import Path
 
 import torch
@@ -31,7 +32,7 @@ MNIST_TAPS = (2, 5, 8, 11)  # after the ReLU of each conv stage, and of the 128-
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
-class PerceptualDistance(nn.Module):
+class PerceptualDistance(nn.Module, abc.ABC):
     """``distance(x, y)`` -> (N,) squared distances between the image batches x and y (data space, same shape)."""
 
     def __init__(self, name: str, layers: nn.Sequential, taps: tuple[int, ...]):
@@ -42,8 +43,9 @@ class PerceptualDistance(nn.Module):
     def train(self, mode: bool = True) -> PerceptualDistance:
         return super().train(False)  # frozen: no dropout, no batch-norm updates whatever the caller does
 
+    @abc.abstractmethod
     def preprocess(self, images: Tensor) -> Tensor:
-        raise NotImplementedError
+        """Data-space images -> the network's input."""
 
     def features(self, images: Tensor) -> list[Tensor]:
         """The taps' activations, each unit-normalised along channels (LPIPS's normalize_tensor, eps 1e-10)."""

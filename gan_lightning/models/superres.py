@@ -148,7 +148,8 @@ class SuperResolutionModel(ImageTranslationModel):
         return content_loss(sr, hr, self.config.pixel_criterion, scale=1.0)
 
     def discriminator_loss(self, batch: dict[str, Tensor], fakes: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        raise NotImplementedError("a model without a discriminator has no D loss")
+        # Never called: without a discriminator the loop makes no D update (AdversarialModule.training_step).
+        raise RuntimeError("srresnet has no discriminator, hence no D loss")
 
     def generator_loss(self, batch: dict[str, Tensor], fakes: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         pixel = self.pixel_loss(fakes, batch["hr"])
