@@ -6,7 +6,7 @@ more than twice the threshold lies free there. A CPU training step frees all of 
 end of each batch, so the next batch can fault the same pages back in (from a few to about 150 minor page faults a
 batch, varying from run to run, measured with the toy MLPs of benchmarks/scaling.py). Fixing both thresholds keeps
 those pages: on a 2-core CPU, `gan-lightning train dcgan_mnist` as shipped (300 batches and its FID evaluation) took
-0.80x the time, with the same peak memory (README, "Scaling"; benchmarks/scaling.py allocator).
+0.80x the time, with the same peak memory (docs/benchmarks.md, "Freed memory"; benchmarks/scaling.py allocator).
 
 Both thresholds must be set together: setting either one turns off glibc's dynamic adjustment, and the trim threshold
 alone leaves every block over 128 KB to mmap, which measured 75 % slower than the default.

@@ -3,7 +3,7 @@
 An experiment has six sections: ``model``, ``data``, ``trainer``, ``callbacks``, ``logger`` and ``run``.
 ``model`` and ``data`` are checked against the ``Config`` dataclass of the class their ``name`` selects in the
 registry, ``trainer`` against ``lightning.Trainer``'s keyword arguments, the rest against the dataclasses
-below. Every problem becomes a :class:`ConfigError` whose message is one line naming the key and what is
+below. Every problem becomes a ``ConfigError`` whose message is one line naming the key and what is
 accepted, raised before anything is trained or written.
 """
 

@@ -58,7 +58,7 @@ class AdversarialConfig:
     # A step whose loss or gradients hold NaN/inf is skipped (train/skipped_steps); this many consecutive batches
     # with a skipped step stop the run with one line (gan_lightning.engine).
     max_nonfinite_batches: int = 20
-    # --- speed, not recipe (README "Scaling" has the measured effect of each; resume may change them) --------
+    # --- speed, not recipe (docs/benchmarks.md has the measured effect of each; resume may change them) -----
     channels_last: bool = False  # NHWC memory format for the networks and image batches (tensor cores on GPUs)
     compile: bool = False  # torch.compile G's and D's forwards in place (state-dict names unchanged)
 
