@@ -40,9 +40,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     run_dir = train(config)
     from gan_lightning.rundir import final_report
 
-    for line in final_report(Path(run_dir)):
-        print(line)
-    print(f"run directory: {run_dir}")
+    print(final_report(Path(run_dir)))
     return 0
 
 

@@ -146,6 +146,9 @@ class RunConfig:
     seed: int = 0  # seed of every random draw (weights, data order, latents)
     resume: str | None = None  # a checkpoint path, or "last" for <dir>/checkpoints/last.ckpt
     quiet: bool = False  # no progress bar or model summary (CI, sweeps)
+    # auto: a bar on a terminal, plain lines when stdout is redirected (nohup, SLURM, CI) | bar | lines | none
+    progress: str = "auto"
+    progress_every: int = 100  # lines: training batches between two progress lines (and one at the last batch)
     keep_freed_memory: bool = True  # glibc keeps freed blocks for the next batch (gan_lightning/allocator.py)
 
 
@@ -156,6 +159,7 @@ SECTIONS = ("model", "data", "trainer", "callbacks", "logger", "run")
 _RESERVED_TRAINER_KEYS = {"logger", "callbacks", "default_root_dir", "enable_checkpointing", "enable_progress_bar",
                           "enable_model_summary"}
 _WANDB_MODES = ("online", "offline", "disabled")
+PROGRESS_MODES = ("auto", "bar", "lines", "none")  # run.progress (gan_lightning/callbacks/progress.py)
 
 
 def resolve_experiment_path(experiment: str) -> Path:
@@ -310,7 +314,9 @@ def validate(raw: DictConfig) -> DictConfig:
     check_values("callbacks.samples", samples, [(key, samples[key] >= 1, "an int >= 1")
                                                  for key in ("every_n_steps", "n", "nrow")])
     # numpy's seeds: Lightning's seed_everything raises a bare ValueError outside them
-    check_values("run", config.run, [("seed", 0 <= config.run.seed < 2**32, "an int in [0, 4294967295]")])
+    check_values("run", config.run, [("seed", 0 <= config.run.seed < 2**32, "an int in [0, 4294967295]"),
+                                     ("progress", config.run.progress in PROGRESS_MODES, ", ".join(PROGRESS_MODES)),
+                                     ("progress_every", config.run.progress_every >= 1, "an int >= 1")])
     model_cls.check_config(config.model)
     data_cls.check_config(config.data)
     if config.run.dir is None:
@@ -388,7 +394,8 @@ def to_yaml(config: DictConfig) -> str:
 # precision) would either not apply (the optimiser state in the checkpoint wins) or make the checkpoint a different
 # experiment, so a change there is refused.
 _RESUME_MUTABLE_PREFIXES = ("trainer.", "callbacks.", "logger.")
-_RESUME_MUTABLE_KEYS = {"run.name", "run.dir", "run.resume", "run.quiet", "run.keep_freed_memory", "data.root",
+_RESUME_MUTABLE_KEYS = {"run.name", "run.dir", "run.resume", "run.quiet", "run.progress", "run.progress_every",
+                        "run.keep_freed_memory", "data.root",
                         "data.download", "model.max_nonfinite_batches", "model.grad_clip_d", "model.grad_clip_g",
                         "model.lr_decay_end", "model.channels_last", "model.compile"}
 _RESUME_FROZEN_KEYS = {"trainer.precision"}
