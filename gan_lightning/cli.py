@@ -365,6 +365,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sweep = sweeps.load_sweep(args.file)  # everything checked before a trial starts
     if args.count is not None and args.count < 1:
         raise GanLightningError(f"--count must be >= 1, got {args.count}")
+    if args.dry_run:
+        out = Path(args.out or Path("runs") / "sweeps" / sweep.path.stem) if args.local else None
+        for line in sweeps.dry_run(sweep, args.count, args.seed, list(args.overrides), out, args.jobs):
+            print(line)
+        return 0
     if not args.local:
         sweep_id = sweeps.run_online(sweep, args.count, args.project, args.entity)
         print(f"sweep {sweep_id} done")
@@ -458,10 +463,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "gan-lightning train dcgan_mnist model.lr_g=1e-4 trainer.max_steps=500 run.name=lr1e-4",
                     "gan-lightning train my_experiment.yaml --dry-run")
     train.add_argument("experiment", help="an experiment name (gan-lightning list) or a YAML file")
-    train.add_argument("overrides", nargs="*", help="omegaconf dotlist, e.g. model.lr_g=1e-4 trainer.max_steps=500")
-    train.add_argument("--dry-run", action="store_true", help="validate and print the resolved config, then exit")
+    train.add_argument("overrides", nargs="*", help="omegaconf dotlist, e.g. model.lr_g=1e-4 trainer.max_steps=500 "
+                       "(every key: gan-lightning config EXPERIMENT)")
+    train.add_argument("--dry-run", action="store_true", help="build the data, model, optimizers and trainer, print "
+                       "the resolved config, then exit: nothing is trained or written")
     train.add_argument("--resume", action="store_true", help="continue run.dir from checkpoints/last.ckpt")
-    train.add_argument("--quiet", action="store_true", help="no progress bar or summaries (same as run.quiet=true)")
+    train.add_argument("--quiet", action="store_true", help="no progress (bar or lines) nor model summary (same as "
+                       "run.quiet=true); run.progress=lines for plain progress lines on a terminal too")
     train.set_defaults(handler=_cmd_train)
 
     sample = command("sample", "draw samples from a latent GAN's checkpoint",
@@ -584,6 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=1, help="--local: trials in parallel processes")
     sweep.add_argument("--out", default=None, help="--local: folder of the trials (default runs/sweeps/NAME)")
     sweep.add_argument("--seed", type=int, default=0, help="--local random: the draws' seed")
+    sweep.add_argument("--dry-run", action="store_true", help="check the trials (--local: each one's config; the "
+                       "first one's data, model and trainer built) and print their commands; nothing is trained")
     sweep.set_defaults(handler=_cmd_sweep)
 
     comparing = command("compare", "compare runs: table, FID and loss plots, sample grids",

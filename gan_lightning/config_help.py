@@ -22,6 +22,7 @@ import types
 import typing
 from typing import Any
 
+import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from gan_lightning import registry
@@ -145,11 +146,11 @@ def _plain(value: Any) -> Any:
 
 def describe(config: DictConfig) -> list[KeyHelp]:
     """Every key of a validated experiment, section by section, with its value, meaning and accepted values."""
+    import lightning
+
     model_cls = registry.get_model_class(config.model.name)
     data_cls = registry.get_datamodule_class(config.data.name)
     model_checks = {key: accepted for key, _, accepted in model_cls.config_checks(config.model)}
-    import lightning
-
     rows = _schema_fields(model_cls.Config, config.model, "model", model_checks)
     rows += _schema_fields(data_cls.Config, config.data, "data", {})
     trainer_meanings = _trainer_meanings()
@@ -166,8 +167,6 @@ def describe(config: DictConfig) -> list[KeyHelp]:
 def format_help(rows: list[KeyHelp]) -> str:
     """``key: value`` as YAML would show it, then ``# meaning [accepted]`` on the same line, a blank line between
     sections."""
-    import yaml
-
     out: list[str] = []
     section = None
     for row in rows:
