@@ -360,6 +360,10 @@ def test_documented_command(item: Documented, workspace, monkeypatch, capsys) ->
         doc = [_train_word(word, experiment, work, runs) for word in words[3:]
                if not re.fullmatch(r"\$\{?\w+\}?", word)]  # a variable standing for options: left out
         argv = ["train", experiment, *base, *doc, *([] if "--dry-run" in doc else ["--dry-run"])]
+        if "--resume" in doc:  # a run to continue: the tiny one, where the line's run.dir resolves
+            run_dir = work / config_lib.load_experiment(experiment, [*base, *(w for w in doc if "=" in w)]).run.dir
+            if not run_dir.exists():
+                shutil.copytree(runs.run(experiment), run_dir)
     elif command == "sweep":
         argv = [*words[1:], *([] if "--dry-run" in words else ["--dry-run"])]
     else:
