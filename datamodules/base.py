@@ -104,8 +104,8 @@ class InMemoryBatches(ConsumedCounter):
 class DataConfig:
     """Keys every datamodule accepts."""
 
-    name: str = "?"
-    batch_size: int = 64
+    name: str = "?"  # registered datamodule (gan-lightning list)
+    batch_size: int = 64  # samples per training batch (per device)
     limit: int | None = None  # use only the first N samples (quick experiments, tests)
 
 

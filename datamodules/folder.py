@@ -93,7 +93,7 @@ class CachedImageDataModule(InMemoryDataModule):
 @dataclass
 class FolderConfig(CachedImageConfig):
     name: str = "folder"
-    root: str = "data/images"
+    root: str = "data/images"  # folder of jpg/png images
     channels: int = 3  # 3 (RGB) or 1 (grayscale)
     crop: str = "none"  # none (whole image, squashed to a square) | center (a centred square, then resized)
     crop_size: int | None = None  # side of the centre crop; null = the shorter side

@@ -24,8 +24,8 @@ _PREFIX = {"train": "train", "test": "t10k"}
 @dataclass
 class MNISTConfig(ImageDataConfig):
     name: str = "mnist"
-    root: str = "data"
-    download: bool = True
+    root: str = "data"  # folder holding MNIST/raw (torchvision's layout)
+    download: bool = True  # fetch MNIST into root when it is missing (needs network)
     split: str = "train"  # train (60,000 digits) or test (10,000)
 
 

@@ -56,10 +56,10 @@ EDGES2DIGITS_SPLITS = {"train": 4000, "val": 500, "test": 500}
 @dataclass
 class PairedConfig(DataConfig):
     name: str = "paired"
-    root: str = "data/facades"
+    root: str = "data/facades"  # folder of the paired dataset (train/ val/ test/ for side_by_side)
     layout: str = "side_by_side"  # side_by_side (A | B in one image) | folders (ROOT/A/<split>, ROOT/B/<split>)
     dataset: str | None = None  # pix2pix dataset to download, or edges2digits (made offline); null = root's name
-    download: bool = False
+    download: bool = False  # fetch (or, edges2digits, make) the dataset into root when it is missing
     direction: str = "AtoB"  # AtoB: A is the input, B the target; BtoA: the reverse
     load_size: int = 286  # training pairs are resized to this, then randomly cropped
     crop_size: int = 256  # what the networks see (evaluation pairs are resized straight to it)

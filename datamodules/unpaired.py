@@ -43,9 +43,9 @@ CYCLEGAN_URL = "http://efrosgans.eecs.berkeley.edu/cyclegan/datasets/{name}.zip"
 @dataclass
 class UnpairedConfig(DataConfig):
     name: str = "unpaired"
-    root: str = "data/horse2zebra"
+    root: str = "data/horse2zebra"  # folder holding trainA, trainB, testA, testB
     dataset: str | None = None  # CycleGAN dataset to download; null = the root folder's name
-    download: bool = False
+    download: bool = False  # fetch the dataset into root when it is missing (needs network)
     load_size: int = 286  # training images are resized to this, then randomly cropped
     crop_size: int = 256  # what the networks see (test images are resized straight to it)
     flip: bool = True  # random horizontal flips of training images

@@ -1,5 +1,5 @@
 """``gan-lightning`` (also ``python -m gan_lightning``): train | sample | evaluate | translate | project | upscale |
-interpolate | sweep | compare | list.
+interpolate | sweep | compare | list | config.
 
 User errors (bad config, missing files) print one ``error:`` line to stderr and exit non-zero
 (2 for configuration problems, 1 otherwise); tracebacks are for bugs only.
@@ -40,9 +40,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     run_dir = train(config)
     from gan_lightning.rundir import final_report
 
-    for line in final_report(Path(run_dir)):
-        print(line)
-    print(f"run directory: {run_dir}")
+    print(final_report(Path(run_dir)))
     return 0
 
 
@@ -367,6 +365,11 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     sweep = sweeps.load_sweep(args.file)  # everything checked before a trial starts
     if args.count is not None and args.count < 1:
         raise GanLightningError(f"--count must be >= 1, got {args.count}")
+    if args.dry_run:
+        out = Path(args.out or Path("runs") / "sweeps" / sweep.path.stem) if args.local else None
+        for line in sweeps.dry_run(sweep, args.count, args.seed, list(args.overrides), out, args.jobs):
+            print(line)
+        return 0
     if not args.local:
         sweep_id = sweeps.run_online(sweep, args.count, args.project, args.entity)
         print(f"sweep {sweep_id} done")
@@ -386,11 +389,28 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
+    import textwrap
+
     from gan_lightning import registry
-    from gan_lightning.config import experiment_dirs, experiment_sources
+    from gan_lightning.config import experiment_dirs, experiment_sources, experiment_summary
 
     sources = experiment_sources()
-    print("experiments: " + ", ".join(sources))
+    by_family: dict[str, list[tuple[str, str, str]]] = {}
+    for name, path in sources.items():
+        model, description = experiment_summary(path)
+        try:
+            family = registry.get_model_class(model).family
+        except ConfigError:  # no model.name, or one that is not registered: train would say which
+            family = "experiments whose model.name is not a registered model"
+        by_family.setdefault(family, []).append((name, str(model), description))
+    print("experiments (gan-lightning train NAME; gan-lightning config NAME for their keys), by family:")
+    width = max(map(len, sources), default=0)
+    for family in sorted(by_family):
+        print(f"\n{family}")
+        for name, model, description in by_family[family]:
+            print(textwrap.fill(f"{description} [{model}]", width=118, initial_indent=f"  {name:<{width}}  ",
+                                subsequent_indent=" " * (width + 4)))
+    print()
     print("models:      " + ", ".join(registry.model_names()))
     print("datamodules: " + ", ".join(registry.datamodule_names()))
     print("experiment folders (first match wins):")
@@ -400,6 +420,17 @@ def _cmd_list(args: argparse.Namespace) -> int:
         sweep_files = sorted(p.stem for p in (folder / "sweeps").glob("*.yaml"))
         if sweep_files:
             print(f"    sweeps: {', '.join(sweep_files)}")
+    return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    from gan_lightning import config as config_lib
+    from gan_lightning.config_help import describe, format_help
+
+    config = config_lib.load_experiment(args.experiment, list(args.overrides))
+    print(f"# {args.experiment}{' ' + ' '.join(args.overrides) if args.overrides else ''}: every key as resolved, "
+          "its meaning and [what it accepts]")
+    print(format_help(describe(config)), end="")
     return 0
 
 
@@ -416,22 +447,38 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gan-lightning", description="GAN experiments on PyTorch Lightning.")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="gan-lightning", description="GAN experiments on PyTorch Lightning.",
+                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_examples(
+                         "gan-lightning list", "gan-lightning train dcgan_digits",
+                         "gan-lightning sample runs/dcgan_digits/checkpoints/last.ckpt --out grid.png",
+                         "gan-lightning COMMAND --help"))
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    train = commands.add_parser("train", help="train an experiment (a name under experiments/ or a YAML path)")
-    train.add_argument("experiment")
-    train.add_argument("overrides", nargs="*", help="omegaconf dotlist, e.g. model.lr_g=1e-4 trainer.max_steps=500")
-    train.add_argument("--dry-run", action="store_true", help="validate and print the resolved config, then exit")
+    def command(name: str, summary: str, *examples: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, help=summary, description=summary, epilog=_examples(*examples),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    train = command("train", "train an experiment (a name under experiments/ or a YAML path)",
+                    "gan-lightning train dcgan_digits",
+                    "gan-lightning train dcgan_mnist model.lr_g=1e-4 trainer.max_steps=500 run.name=lr1e-4",
+                    "gan-lightning train my_experiment.yaml --dry-run")
+    train.add_argument("experiment", help="an experiment name (gan-lightning list) or a YAML file")
+    train.add_argument("overrides", nargs="*", help="omegaconf dotlist, e.g. model.lr_g=1e-4 trainer.max_steps=500 "
+                       "(every key: gan-lightning config EXPERIMENT)")
+    train.add_argument("--dry-run", action="store_true", help="build the data, model, optimizers and trainer, print "
+                       "the resolved config, then exit: nothing is trained or written")
     train.add_argument("--resume", action="store_true", help="continue run.dir from checkpoints/last.ckpt")
-    train.add_argument("--quiet", action="store_true", help="no progress bar or summaries (same as run.quiet=true)")
+    train.add_argument("--quiet", action="store_true", help="no progress (bar or lines) nor model summary (same as "
+                       "run.quiet=true); run.progress=lines for plain progress lines on a terminal too")
     train.set_defaults(handler=_cmd_train)
 
-    sample = commands.add_parser("sample", help="draw samples from a checkpoint")
-    sample.add_argument("checkpoint")
-    sample.add_argument("--n", type=int, default=64)
+    sample = command("sample", "draw samples from a latent GAN's checkpoint",
+                     "gan-lightning sample runs/dcgan_digits/checkpoints/last.ckpt --n 64 --out grid.png",
+                     "gan-lightning sample runs/cgan_mnist/checkpoints/last.ckpt --label 7 --interpolate --out 7s.png")
+    sample.add_argument("checkpoint", help="a checkpoint of a latent GAN (run.dir/checkpoints/last.ckpt)")
+    sample.add_argument("--n", type=int, default=64, help="samples to draw (default 64)")
     sample.add_argument("--out", required=True, help="a .png grid, or .pt for the raw samples in data space")
-    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--seed", type=int, default=0, help="seed of the latents (the same seed, the same samples)")
     sample.add_argument("--label", type=int, default=None, help="class to draw (conditional models; one binary "
                         "attribute: 1 = present)")
     sample.add_argument("--attributes", default=None, metavar="NAME,NAME",
@@ -457,8 +504,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "comma list (default coarse)")
     sample.set_defaults(handler=_cmd_sample)
 
-    evaluate = commands.add_parser("evaluate", help="FID/IS/KID of a checkpoint, printed as one JSON object")
-    evaluate.add_argument("checkpoint")
+    evaluate = command("evaluate", "FID/IS/KID (and more) of a checkpoint, printed as one JSON object",
+                       "gan-lightning evaluate runs/dcgan_digits/checkpoints/last.ckpt --metrics fid,kid --n 5000",
+                       "gan-lightning evaluate runs/dcgan_mnist/checkpoints/last.ckpt data.root=../shared/data")
+    evaluate.add_argument("checkpoint", help="a checkpoint (its stored experiment says which data is real)")
     evaluate.add_argument("overrides", nargs="*", help="dotlist for the stored experiment, e.g. data.root=DIR")
     # defaults: the checkpoint's stored experiment (callbacks.metrics.*)
     evaluate.add_argument("--metrics", default=None,
@@ -471,7 +520,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--inception-weights", default=None, help="pt_inception-2015-12-05 weights file")
     evaluate.add_argument("--cache-dir", default=None, help="where real statistics are cached")
     evaluate.add_argument("--n-real", type=int, default=None, help="real samples for the statistics")
-    evaluate.add_argument("--batch-size", type=int, default=None)
+    evaluate.add_argument("--batch-size", type=int, default=None,
+                          help="samples per extractor forward (default: callbacks.metrics.batch_size)")
     evaluate.add_argument("--vgg-weights", default=None, metavar="FILE",
                           help="ppl: torchvision's vgg16 weights for the LPIPS-style distance (default for "
                           "one-channel models: the MNIST net's)")
@@ -479,17 +529,23 @@ def build_parser() -> argparse.ArgumentParser:
                           "torch-fidelity/torchmetrics) or clean (as clean-fid) (default: callbacks.metrics.protocol)")
     evaluate.set_defaults(handler=_cmd_evaluate)
 
-    translate = commands.add_parser("translate", help="translate a folder of images with a translation checkpoint")
-    translate.add_argument("checkpoint")
+    translate = command("translate", "translate a folder of images with a translation checkpoint",
+                        "gan-lightning translate runs/cyclegan_horse2zebra/checkpoints/last.ckpt --input horses/ "
+                        "--out zebras/",
+                        "gan-lightning translate CKPT --input zebras/ --direction BtoA --out horses/")
+    translate.add_argument("checkpoint", help="a cyclegan or pix2pix checkpoint")
     translate.add_argument("--input", required=True, help="folder of jpg/png images of the source domain")
     translate.add_argument("--direction", choices=["AtoB", "BtoA"], default=None,
                            help="cyclegan: either (default AtoB); pix2pix: the one it learned (the default)")
     translate.add_argument("--out", required=True, help="folder for the translations (same file names)")
-    translate.add_argument("--batch-size", type=int, default=8)
+    translate.add_argument("--batch-size", type=int, default=8, help="images translated together (default 8)")
     translate.set_defaults(handler=_cmd_translate)
 
-    projecting = commands.add_parser("project", help="invert real images into a latent checkpoint's W (or W+, Z)")
-    projecting.add_argument("checkpoint")
+    projecting = command("project", "invert real images into a latent checkpoint's W (or W+, Z)",
+                         "gan-lightning project runs/stylegan2_digits/checkpoints/last.ckpt --input digit.png "
+                         "--out projected/",
+                         "gan-lightning project CKPT --input digits/ --w-plus --steps 500 --out projected/")
+    projecting.add_argument("checkpoint", help="a latent GAN's checkpoint")
     projecting.add_argument("--input", required=True, help="an image file, or a folder of jpg/png images")
     projecting.add_argument("--out", required=True, help="folder for NAME_projected.png, latents.pt, progress.png")
     projecting.add_argument("--steps", type=int, default=1000, help="optimisation steps (default 1000)")
@@ -500,27 +556,33 @@ def build_parser() -> argparse.ArgumentParser:
     projecting.add_argument("--pixel-only", action="store_true",
                             help="pixel MSE alone, no perceptual network (e.g. to score projections with the MNIST "
                             "classifier without having optimised against it)")
-    projecting.add_argument("--seed", type=int, default=0)
+    projecting.add_argument("--seed", type=int, default=0, help="seed of the starting latents and noise")
     projecting.add_argument("--batch-size", type=int, default=16, help="images optimised together")
     projecting.set_defaults(handler=_cmd_project)
 
-    upscale = commands.add_parser("upscale", help="upscale images with a super-resolution checkpoint (any size)")
-    upscale.add_argument("checkpoint")
+    upscale = command("upscale", "upscale images with a super-resolution checkpoint (any size)",
+                      "gan-lightning upscale runs/srgan_photos/checkpoints/last.ckpt --input photos/ --out upscaled/",
+                      "gan-lightning upscale CKPT --input big.png --tile 128 --out upscaled/")
+    upscale.add_argument("checkpoint", help="a srresnet, srgan or esrgan checkpoint")
     upscale.add_argument("--input", required=True, help="an image, or a folder of jpg/png images")
     upscale.add_argument("--out", required=True, help="folder for the upscaled images (same file names)")
     upscale.add_argument("--tile", type=int, default=256, help="LR tile side: bounds the memory per step")
     upscale.add_argument("--overlap", type=int, default=16, help="LR pixels shared by neighbouring tiles")
     upscale.set_defaults(handler=_cmd_upscale)
 
-    interpolate = commands.add_parser("interpolate", help="network interpolation of two super-resolution "
-                                      "generators of one architecture (ESRGAN)")
+    interpolate = command("interpolate", "network interpolation of two super-resolution generators of one "
+                          "architecture (ESRGAN)",
+                          "gan-lightning interpolate runs/rrdb_psnr_digits/checkpoints/last.ckpt "
+                          "runs/esrgan_digits/checkpoints/last.ckpt --alpha 0.8 --out interpolated.ckpt")
     interpolate.add_argument("checkpoint_a", metavar="CKPT_A", help="e.g. the PSNR-oriented model")
     interpolate.add_argument("checkpoint_b", metavar="CKPT_B", help="e.g. the GAN model")
     interpolate.add_argument("--alpha", type=float, default=0.8, help="weight of B: (1 - alpha) A + alpha B")
     interpolate.add_argument("--out", required=True, help="the interpolated checkpoint (A's model config)")
     interpolate.set_defaults(handler=_cmd_interpolate)
 
-    sweep = commands.add_parser("sweep", help="run a W&B sweep file: online with an agent, or --local")
+    sweep = command("sweep", "run a W&B sweep file: online with an agent, or --local",
+                    "gan-lightning sweep wgan_gp_mnist_lr --local trainer.max_steps=100",
+                    "gan-lightning sweep my_sweep.yaml --count 8 --project my-project")
     sweep.add_argument("file", help="a sweep YAML (W&B format), or a shipped sweep's name (see list)")
     sweep.add_argument("overrides", nargs="*", help="dotlist for every trial (--local), e.g. trainer.max_steps=100")
     sweep.add_argument("--count", type=int, default=None, help="trials to run (a grid: all by default)")
@@ -530,9 +592,13 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--jobs", type=int, default=1, help="--local: trials in parallel processes")
     sweep.add_argument("--out", default=None, help="--local: folder of the trials (default runs/sweeps/NAME)")
     sweep.add_argument("--seed", type=int, default=0, help="--local random: the draws' seed")
+    sweep.add_argument("--dry-run", action="store_true", help="check the trials (--local: each one's config; the "
+                       "first one's data, model and trainer built) and print their commands; nothing is trained")
     sweep.set_defaults(handler=_cmd_sweep)
 
-    comparing = commands.add_parser("compare", help="compare runs: table, FID and loss plots, sample grids")
+    comparing = command("compare", "compare runs: table, FID and loss plots, sample grids",
+                        "gan-lightning compare runs/dcgan_mnist runs/wgan_gp_mnist --out compare/",
+                        "gan-lightning compare runs/sweeps/wgan_gp_mnist_lr --rank-by fid")
     comparing.add_argument("run_dirs", nargs="+", metavar="RUN_DIR",
                            help="run directories, or folders holding them (a sweep)")
     comparing.add_argument("--out", default="compare", help="folder for compare.csv/.md and the PNGs")
@@ -541,16 +607,28 @@ def build_parser() -> argparse.ArgumentParser:
                                 "coverage")
     comparing.set_defaults(handler=_cmd_compare)
 
-    listing = commands.add_parser("list", help="list experiments, models and datamodules")
+    listing = command("list", "list experiments by family (with their header's first sentence), models, "
+                      "datamodules, sweeps", "gan-lightning list")
     listing.set_defaults(handler=_cmd_list)
+
+    configuring = command("config", "print an experiment's resolved config: every key, its value, meaning and "
+                          "accepted values", "gan-lightning config dcgan_digits",
+                          "gan-lightning config wgan_gp_mnist model.n_critic=3 | grep model.")
+    configuring.add_argument("experiment", help="an experiment name (gan-lightning list) or a YAML file")
+    configuring.add_argument("overrides", nargs="*", help="omegaconf dotlist applied first, e.g. model.lr_g=1e-4")
+    configuring.set_defaults(handler=_cmd_config)
     return parser
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = build_parser()
     # parse_known_args lets overrides and flags mix in any order (`train X a=1 --quiet b=2`).
     args, extra = parser.parse_known_args(argv)
-    takes_overrides = args.command in ("train", "evaluate", "sweep")
+    takes_overrides = args.command in ("train", "evaluate", "sweep", "config")
     unknown = [item for item in extra if item.startswith("-") or not takes_overrides]
     if unknown:
         command = f"{parser.prog} {args.command}"
@@ -562,7 +640,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 # Commands short enough to hold their warnings until they succeed: a failure is its one error line alone (Pillow's
 # or the metrics' warnings about an input that is then refused are noise before it). train and sweep show theirs live.
-_WARNINGS_AFTER_SUCCESS = ("sample", "evaluate", "translate", "compare", "list")
+_WARNINGS_AFTER_SUCCESS = ("sample", "evaluate", "translate", "compare", "list", "config")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import os
+import re
 import sys
 import types
 import typing
@@ -40,6 +41,27 @@ def experiment_dirs() -> list[tuple[Path, str]]:
     return [(folder, f"${EXPERIMENTS_ENV}") for folder in user] + [(shipped, "shipped")]
 
 
+def experiment_summary(path: Path) -> tuple[str | None, str]:
+    """(model.name, the first sentence of the header comment) of an experiment file, read without validating it;
+    (None, why) for a file that is not a readable experiment."""
+    try:
+        text = path.read_text()
+        raw = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        return None, f"unreadable ({type(error).__name__})"
+    model = raw.get("model") if isinstance(raw, dict) else None
+    name = model.get("name") if isinstance(model, dict) else None
+    header = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        header.append(line.lstrip("#").strip())
+    prose = " ".join(" ".join(header).split())
+    # A sentence ends at ". ", except after an abbreviation ("et al. 2015", "e.g. 32").
+    first = re.split(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bcf)(?<!\bvs)\.\s+", prose, maxsplit=1)[0].rstrip(".")
+    return (str(name) if name is not None else None), first or "(no header comment)"
+
+
 def experiment_sources() -> dict[str, Path]:
     """Every experiment name and the file that defines it (user folders shadow the shipped ones)."""
     found: dict[str, Path] = {}
@@ -51,26 +73,26 @@ def experiment_sources() -> dict[str, Path]:
 
 @dataclass
 class SamplesCallbackConfig:
-    enabled: bool = True
+    enabled: bool = True  # write sample grids to run.dir/samples during training
     every_n_steps: int = 200  # training batches between two grids
     n: int = 64  # images in the grid (a fixed latent batch, so grids are comparable over time)
-    nrow: int = 8
+    nrow: int = 8  # images per grid row
 
 
 @dataclass
 class CheckpointCallbackConfig:
     every_n_steps: int = 500  # training batches between two saves of checkpoints/last.ckpt
     monitor: str | None = None  # e.g. val/fid: also keep the best checkpoints by that metric
-    mode: str = "min"
-    save_top_k: int = 1
+    mode: str = "min"  # min | max: which end of callbacks.checkpoint.monitor is best
+    save_top_k: int = 1  # best checkpoints kept by callbacks.checkpoint.monitor
 
 
 @dataclass
 class MetricsCallbackConfig:
     """FID / IS / KID during training (and the defaults of ``gan-lightning evaluate``)."""
 
-    enabled: bool = False
-    metrics: str = "fid,is,kid"
+    enabled: bool = False  # evaluate during training (val/* scalars, run.dir/metrics/step_N.json)
+    metrics: str = "fid,is,kid"  # comma-separated: fid, is, kid, precision, recall, density, coverage, intra_fid, cas
     every_n_steps: int = 1000  # training batches between evaluations (and one at the end)
     n_samples: int = 5000  # generated samples per evaluation
     n_real: int | None = 10000  # real samples for the cached statistics (null = the whole dataset)
@@ -80,14 +102,14 @@ class MetricsCallbackConfig:
     # torchmetrics, TTUR) | clean (clean-fid's PIL bicubic); part of the real statistics' cache key
     protocol: str = "antialias"
     cache_dir: str | None = None  # real statistics cache; null = $GAN_LIGHTNING_CACHE or ~/.cache/gan_lightning
-    batch_size: int = 500
+    batch_size: int = 500  # samples per forward of the feature extractor
     seed: int = 0  # latents of the evaluated samples: the same every evaluation
     precision_recall_k: int = 3  # neighbours per manifold ball for precision/recall (Kynkaanniemi et al. 2019)
     density_coverage_k: int = 5  # neighbours per real ball for density/coverage (Naeem et al. 2020)
     # classification accuracy score (metric "cas", digit models): a fixed classifier trained on cas_per_class
     # generated digits per class vs on as many real ones, both tested on the MNIST test split under cas_test_root
     cas_per_class: int = 500
-    cas_epochs: int = 10
+    cas_epochs: int = 10  # cas: epochs of each classifier's training
     cas_test_root: str | None = None  # folder holding MNIST/raw/t10k-*-ubyte[.gz] (or the files themselves)
 
 
@@ -100,12 +122,12 @@ class CallbacksConfig:
 
 @dataclass
 class WandbConfig:
-    enabled: bool = False
-    project: str = "gan-lightning"
-    entity: str | None = None
+    enabled: bool = False  # log to Weights & Biases
+    project: str = "gan-lightning"  # W&B project
+    entity: str | None = None  # W&B team or user; null = the account's default
     mode: str | None = None  # online | offline | disabled; null = $WANDB_MODE, else online
     group: str | None = None  # default: the model name, so variants line up on one dashboard
-    job_type: str = "train"
+    job_type: str = "train"  # W&B job type of the run
     tags: list[str] = field(default_factory=list)  # added to the automatic ones: dataset, precision, devices
     log_model: bool = False  # checkpoints (last and best) uploaded as W&B artifacts at the end of the run
 
@@ -113,17 +135,20 @@ class WandbConfig:
 @dataclass
 class LoggerConfig:
     csv: bool = True  # run.dir/metrics.csv
-    tensorboard: bool = False
+    tensorboard: bool = False  # run.dir/tensorboard event files
     wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
 @dataclass
 class RunConfig:
-    name: str = "run"
+    name: str = "run"  # the run's name (run.dir, W&B run name)
     dir: str | None = None  # default: runs/<name>
-    seed: int = 0
+    seed: int = 0  # seed of every random draw (weights, data order, latents)
     resume: str | None = None  # a checkpoint path, or "last" for <dir>/checkpoints/last.ckpt
     quiet: bool = False  # no progress bar or model summary (CI, sweeps)
+    # auto: a bar on a terminal, plain lines when stdout is redirected (nohup, SLURM, CI) | bar | lines | none
+    progress: str = "auto"
+    progress_every: int = 100  # lines: training batches between two progress lines (and one at the last batch)
     keep_freed_memory: bool = True  # glibc keeps freed blocks for the next batch (gan_lightning/allocator.py)
 
 
@@ -134,6 +159,7 @@ SECTIONS = ("model", "data", "trainer", "callbacks", "logger", "run")
 _RESERVED_TRAINER_KEYS = {"logger", "callbacks", "default_root_dir", "enable_checkpointing", "enable_progress_bar",
                           "enable_model_summary"}
 _WANDB_MODES = ("online", "offline", "disabled")
+PROGRESS_MODES = ("auto", "bar", "lines", "none")  # run.progress (gan_lightning/callbacks/progress.py)
 
 
 def resolve_experiment_path(experiment: str) -> Path:
@@ -288,7 +314,9 @@ def validate(raw: DictConfig) -> DictConfig:
     check_values("callbacks.samples", samples, [(key, samples[key] >= 1, "an int >= 1")
                                                  for key in ("every_n_steps", "n", "nrow")])
     # numpy's seeds: Lightning's seed_everything raises a bare ValueError outside them
-    check_values("run", config.run, [("seed", 0 <= config.run.seed < 2**32, "an int in [0, 4294967295]")])
+    check_values("run", config.run, [("seed", 0 <= config.run.seed < 2**32, "an int in [0, 4294967295]"),
+                                     ("progress", config.run.progress in PROGRESS_MODES, ", ".join(PROGRESS_MODES)),
+                                     ("progress_every", config.run.progress_every >= 1, "an int >= 1")])
     model_cls.check_config(config.model)
     data_cls.check_config(config.data)
     if config.run.dir is None:
@@ -366,7 +394,8 @@ def to_yaml(config: DictConfig) -> str:
 # precision) would either not apply (the optimiser state in the checkpoint wins) or make the checkpoint a different
 # experiment, so a change there is refused.
 _RESUME_MUTABLE_PREFIXES = ("trainer.", "callbacks.", "logger.")
-_RESUME_MUTABLE_KEYS = {"run.name", "run.dir", "run.resume", "run.quiet", "run.keep_freed_memory", "data.root",
+_RESUME_MUTABLE_KEYS = {"run.name", "run.dir", "run.resume", "run.quiet", "run.progress", "run.progress_every",
+                        "run.keep_freed_memory", "data.root",
                         "data.download", "model.max_nonfinite_batches", "model.grad_clip_d", "model.grad_clip_g",
                         "model.lr_decay_end", "model.channels_last", "model.compile"}
 _RESUME_FROZEN_KEYS = {"trainer.precision"}

@@ -170,24 +170,77 @@ def record_summary_or_remove(run_dir: Path, batches: int, seconds: float, status
     return None
 
 
-def final_report(run_dir: Path) -> list[str]:
-    """What a finished run leaves to look at, as lines for the terminal: the last evaluation's scores (from
-    ``metrics/step_N.json``) and the last sample grid. Nothing for what the run did not write."""
-    lines = []
-    reports = sorted((run_dir / "metrics").glob("step_*.json"))
-    if reports:
-        try:
-            scores = json.loads(reports[-1].read_text())
-        except (OSError, ValueError):
-            scores = None  # unreadable: the file is still there to look at
-        if isinstance(scores, dict):
-            shown = [f"{name} {scores[name]:.4g}" for name in ("fid", "is", "kid", "precision", "recall")
-                     if isinstance(scores.get(name), (int, float))]
-            if scores.get("class_histogram"):
-                shown.append(f"{scores.get('classes_covered')}/{len(scores['class_histogram'])} classes")
-            lines.append(f"scores at batch {scores.get('step')} ({scores.get('n_samples')} samples, "
-                         f"{scores.get('extractor')}): {', '.join(shown)} ({reports[-1]})")
+def final_report(run_dir: Path) -> str:
+    """The one line a finished run ends with: batches, wall time and how it ended (``summary.json``), the last
+    losses (``metrics.csv``), the last scores (``metrics/step_N.json``, else the last val/* of ``metrics.csv``), and
+    where the last sample grid, the checkpoint and the run directory are. A part the run did not write is left out."""
+    from gan_lightning.callbacks.progress import duration
+
+    parts = []
+    try:
+        summary = json.loads((run_dir / "summary.json").read_text())
+        parts.append(f"{summary['status']}: {summary['batches']} batches in {duration(float(summary['seconds']))}")
+    except (OSError, ValueError, KeyError, TypeError):  # no summary (a disk that was full): the rest still helps
+        parts.append("done")
+    last = _last_logged(run_dir / "metrics.csv")
+    losses = [f"{key.removeprefix('train/')} {value:.4g}" for key, value in last.items()
+              if key.startswith("train/") and key.endswith("_loss")]
+    if losses:
+        parts.append(", ".join(losses))
+    scores = _last_scores(run_dir) or _csv_scores(last)
+    if scores:
+        parts.append(scores)
     grids = sorted((run_dir / "samples").glob("step_*.png"))
     if grids:
-        lines.append(f"samples: {grids[-1]}")
-    return lines
+        parts.append(f"samples {grids[-1]}")
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    if checkpoint.is_file():
+        parts.append(f"checkpoint {checkpoint}")
+    parts.append(f"run directory {run_dir}")
+    return "; ".join(parts)
+
+
+def _last_scores(run_dir: Path) -> str | None:
+    """The last evaluation report's scores, as "scores at batch N (n samples, extractor): fid .., ... (path)"."""
+    reports = sorted((run_dir / "metrics").glob("step_*.json"))
+    if not reports:
+        return None
+    try:
+        scores = json.loads(reports[-1].read_text())
+    except (OSError, ValueError):
+        return None  # unreadable: the file is still there to look at
+    if not isinstance(scores, dict):
+        return None
+    shown = [f"{name} {scores[name]:.4g}" for name in ("fid", "is", "kid", "precision", "recall")
+             if isinstance(scores.get(name), (int, float))]
+    if scores.get("class_histogram"):
+        shown.append(f"{scores.get('classes_covered')}/{len(scores['class_histogram'])} classes")
+    return (f"scores at batch {scores.get('step')} ({scores.get('n_samples')} samples, {scores.get('extractor')}): "
+            f"{', '.join(shown)} ({reports[-1]})")
+
+
+def _csv_scores(last: dict[str, float]) -> str | None:
+    """The last val/* values (mode metrics of the 2-D mixtures, PSNR/SSIM ...), without their spreads (*_std)."""
+    shown = [f"{key.removeprefix('val/')} {value:.4g}" for key, value in last.items()
+             if key.startswith("val/") and not key.endswith("_std")]
+    return f"last scores: {', '.join(shown)}" if shown else None
+
+
+def _last_logged(path: Path) -> dict[str, float]:
+    """Each column's last non-empty value in a metrics.csv (rows hold different columns: train/* and val/* are
+    written apart); {} when there is none or it cannot be read."""
+    import csv
+
+    last: dict[str, float] = {}
+    try:
+        with path.open(newline="") as handle:
+            for row in csv.DictReader(handle):
+                for key, value in row.items():
+                    if key and key != "step" and value not in (None, ""):
+                        try:
+                            last[key] = float(value)
+                        except ValueError:
+                            continue
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return {}
+    return dict(sorted(last.items()))

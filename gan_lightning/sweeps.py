@@ -286,6 +286,31 @@ def run_local(sweep: Sweep, out: Path, count: int | None, jobs: int, seed: int,
     return records
 
 
+def dry_run(sweep: Sweep, count: int | None, seed: int, extra: list[str], out: Path | None, jobs: int = 1
+            ) -> list[str]:
+    """What the sweep would run, checked without training: with ``out`` (--local), each trial's config is resolved
+    and validated and the first trial is prepared as ``train --dry-run`` prepares a run (data, model, optimizers,
+    trainer); online, the command with the parameters' first values is. Returns the trials' commands as lines."""
+    from gan_lightning.train import prepare, silence_lightning
+
+    if out is not None:
+        trials = local_trials(sweep, count, seed)
+        check_local(sweep, out, jobs, extra)
+    else:
+        trials = [{key: _candidate_values(sweep.path, key, block, sweep.spec["method"])[0]
+                   for key, block in sweep.parameters.items()}]
+    commands = []
+    for index, parameters in enumerate(trials):
+        words = [*trial_command(sweep, parameters)[1:], *extra]
+        config = config_lib.load_experiment(sweep.experiment, words[2:])
+        if index == 0:
+            silence_lightning()
+            prepare(config, dry_run=True)
+        label = f"trial-{index:03d}" if out is not None else "a trial, e.g."
+        commands.append(f"{label}: gan-lightning {' '.join(words)}")
+    return commands
+
+
 def _scores(run_dir: Path, metric: str, goal: str = "minimize") -> dict[str, Any]:
     """The metric's last and best logged values (best by the sweep's goal) from the run's metrics.csv (none from a
     metrics.csv that cannot be read: the trial is unscored)."""

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from gan_lightning import interrupts, registry
 from gan_lightning.allocator import keep_freed_memory
+from gan_lightning.callbacks.progress import ProgressLines, progress_mode
 from gan_lightning.callbacks.samples import SampleGrid
 from gan_lightning.checkpoints import CheckpointWriteError, SafeCheckpointIO, load_checkpoint, saved_batch
 from gan_lightning.config import resume_changes
@@ -93,11 +94,14 @@ def build_trainer(config: DictConfig, run_dir: Path, datamodule: L.LightningData
     quiet = config.run.quiet
     if quiet:
         silence_lightning()
+    progress = progress_mode(config.run.progress, quiet)
+    callbacks = build_callbacks(config, run_dir, datamodule)
+    if progress == "lines":
+        callbacks.append(ProgressLines(config.run.progress_every))
     try:
-        trainer = L.Trainer(logger=build_loggers(config, run_dir) or False,
-                            callbacks=build_callbacks(config, run_dir, datamodule),
+        trainer = L.Trainer(logger=build_loggers(config, run_dir) or False, callbacks=callbacks,
                             plugins=[SafeCheckpointIO(), *cluster_environments()], default_root_dir=str(run_dir),
-                            enable_progress_bar=not quiet, enable_model_summary=not quiet, **kwargs)
+                            enable_progress_bar=progress == "bar", enable_model_summary=not quiet, **kwargs)
         # Lightning checks trainer.devices/num_nodes against torchrun's or srun's process counts only when fit
         # launches (a traceback after the run directory is written); check now, so --dry-run catches it.
         environment = getattr(trainer.strategy, "cluster_environment", None)

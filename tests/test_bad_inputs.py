@@ -75,7 +75,7 @@ OTHER_CASES = [
      "value: 'abc'"),
     (["translate", "{ckpt}", "--input", "{tmp}", "--out", "{tmp}/o", "--direction", "up"], 2,
      "gan-lightning translate: argument --direction: invalid choice: 'up'"),
-    (["nope"], 2, "gan-lightning: argument command: invalid choice: 'nope'"),
+    (["nope"], 2, "gan-lightning: argument COMMAND: invalid choice: 'nope'"),
     (["compare", "{run}", "--out", "{tmp}/c", "extra=1"], 2, "gan-lightning compare: unrecognized arguments: extra=1"),
     # evaluate scores the model as trained: model.* overrides are refused, not ignored
     (["evaluate", "{ckpt}", "model.width_g=64"], 2, "model.width_g: evaluate scores the model as trained and cannot "

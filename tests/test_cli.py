@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,9 +22,13 @@ def train(data_root: Path, run_dir: Path, steps: int, *extra: str) -> int:
 def test_train_writes_the_full_run_directory(fake_mnist: Path, tmp_path: Path, capsys) -> None:
     run = tmp_path / "run"
     assert train(fake_mnist, run, 4) == 0
-    # The run ends by saying where its last grid is (and its scores, when it evaluated: see the next test).
-    assert capsys.readouterr().out.splitlines()[-2:] == [f"samples: {run / 'samples' / 'step_0000004.png'}",
-                                                         f"run directory: {run}"]
+    # The run ends with one line: batches, time, last losses, where its last grid and checkpoint are (and its scores,
+    # when it evaluated: see the next test).
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert re.fullmatch(rf"finished: 4 batches in \d+\.\ds; d_loss \d\.\d+, g_loss \d\.\d+; samples "
+                        rf"{re.escape(str(run / 'samples' / 'step_0000004.png'))}; checkpoint "
+                        rf"{re.escape(str(run / 'checkpoints' / 'last.ckpt'))}; run directory {re.escape(str(run))}",
+                        last), last
     assert (run / "config.yaml").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]
     grid = Image.open(run / "samples" / "step_0000004.png")
@@ -48,11 +53,28 @@ def test_the_final_report_reads_the_last_scores_and_grid(tmp_path: Path) -> None
         (tmp_path / "metrics" / f"step_{step:07d}.json").write_text(json.dumps(report))
         (tmp_path / "samples" / f"step_{step:07d}.png").write_bytes(b"")
     (tmp_path / "metrics" / "step_0000100.json").write_text("{damaged")  # an older, unreadable one: not the last
-    assert final_report(tmp_path) == [
-        f"scores at batch 2500 (5000 samples, mnist-cnn): fid 24.78, is 3.421, kid 0.6304, 9/10 classes "
-        f"({tmp_path / 'metrics' / 'step_0002500.json'})",
-        f"samples: {tmp_path / 'samples' / 'step_0002500.png'}"]
-    assert final_report(tmp_path / "nothing") == []
+    (tmp_path / "summary.json").write_text('{"batches": 2500, "seconds": 213.6, "status": "finished"}')
+    # train/* and val/* rows apart, as Lightning's CSV logger writes them: each column's last value
+    (tmp_path / "metrics.csv").write_text("step,train/d_loss,train/g_loss,train/d_real,val/fid\n"
+                                          "2498,1.25,0.75,0.5,\n2499,,,,24.78\n2499,1.0825,1.5,0.4,\n")
+    assert final_report(tmp_path) == (
+        f"finished: 2500 batches in 3m34s; d_loss 1.083, g_loss 1.5; scores at batch 2500 (5000 samples, mnist-cnn): "
+        f"fid 24.78, is 3.421, kid 0.6304, 9/10 classes ({tmp_path / 'metrics' / 'step_0002500.json'}); "
+        f"samples {tmp_path / 'samples' / 'step_0002500.png'}; run directory {tmp_path}")
+    assert final_report(tmp_path / "nothing") == f"done; run directory {tmp_path / 'nothing'}"
+
+
+def test_the_final_report_of_a_run_without_evaluation_reports_reads_the_last_val_scores(tmp_path: Path) -> None:
+    from gan_lightning.rundir import final_report
+
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "last.ckpt").write_bytes(b"")
+    (tmp_path / "summary.json").write_text('{"batches": 7384, "seconds": 7384.4, "status": "stopped (SIGTERM)"}')
+    (tmp_path / "metrics.csv").write_text("step,train/g_loss,val/modes_captured,val/spread_ratio,val/spread_ratio_std"
+                                          "\n7383,0.69,,,\n7383,,8.0,0.97,0.01\n")
+    assert final_report(tmp_path) == (
+        f"stopped (SIGTERM): 7384 batches in 2h03m04s; g_loss 0.69; last scores: modes_captured 8, spread_ratio 0.97; "
+        f"checkpoint {tmp_path / 'checkpoints' / 'last.ckpt'}; run directory {tmp_path}")
 
 
 def test_sample_png_and_pt(fake_mnist: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

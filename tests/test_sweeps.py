@@ -205,3 +205,27 @@ def test_a_sweep_with_a_failed_trial_exits_1_and_a_rerun_keeps_it(fake_mnist: Pa
     assert capsys.readouterr().err == (f"error: --out {out} already holds a sweep (trial-000 ...); give another --out "
                                        "or remove it\n")
     assert all(p.read_bytes() == data for p, data in kept.items())
+
+
+def test_a_sweep_dry_run_checks_and_prints_the_trials_without_training(fake_mnist: Path, tmp_path: Path,
+                                                                       capsys) -> None:
+    spec = tmp_path / "losses.yaml"
+    fixed = f"data.root={fake_mnist} data.download=false"
+    command = ", ".join(["gan-lightning", "train", "dcgan_mnist", *fixed.split(), '"${args_no_hyphens}"'])
+    spec.write_text(f"command: [{command}]\nmethod: grid\n" "metric: {name: val/fid, goal: minimize}\nparameters:\n"
+                    "  model.loss: {values: [hinge, least_squares]}\n  model.lr_g: {values: [1.0e-4]}\n")
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(spec), "--local", "--dry-run", "--out", str(out), "model.width_g=4"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"trial-000: gan-lightning train dcgan_mnist {fixed} model.loss=hinge model.lr_g=0.0001 model.width_g=4",
+        f"trial-001: gan-lightning train dcgan_mnist {fixed} model.loss=least_squares model.lr_g=0.0001 "
+        "model.width_g=4"]
+    assert not out.exists()  # nothing trained, nothing written
+    assert main(["sweep", str(spec), "--dry-run"]) == 0  # online: no server asked, the first values checked
+    assert capsys.readouterr().out.splitlines() == [
+        f"a trial, e.g.: gan-lightning train dcgan_mnist {fixed} model.loss=hinge model.lr_g=0.0001"]
+    assert main(["sweep", str(spec), "--local", "--dry-run", "--out", str(out), "model.nope=1"]) == 2
+    assert capsys.readouterr().err.startswith("error: model.nope: unknown key; accepted: name, loss,")
+    # what the data cannot give fails here too, as train --dry-run does (the trial would fail at its start)
+    assert main(["sweep", str(spec), "--local", "--dry-run", "--out", str(out), f"data.root={tmp_path / 'no'}"]) != 0
+    assert capsys.readouterr().err.startswith("error: ")

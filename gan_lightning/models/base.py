@@ -39,17 +39,17 @@ _SCHEDULE_UNITS = ("batches", "epochs")
 class AdversarialConfig:
     """Keys of every model: the game, its optimizers and schedule; families and techniques add theirs."""
 
-    name: str = "?"
+    name: str = "?"  # registered model (gan-lightning list)
     loss: str = "non_saturating"  # minimax (= saturating), non_saturating, wasserstein, hinge, least_squares
     n_critic: int = 1  # discriminator steps per generator step ("k" in Goodfellow et al.)
     optimizer: str = "adam"  # adam | rmsprop
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    weight_decay: float = 0.0
+    lr_g: float = 2e-4  # G's learning rate
+    lr_d: float = 2e-4  # D's learning rate
+    beta1: float = 0.5  # Adam's beta1 (RMSprop: its momentum)
+    beta2: float = 0.999  # Adam's beta2 (RMSprop: its smoothing constant alpha)
+    weight_decay: float = 0.0  # L2 weight decay of both optimizers
     grad_clip_d: float | None = None  # max gradient norm per optimizer, null = off
-    grad_clip_g: float | None = None
+    grad_clip_g: float | None = None  # G's max gradient norm; null = off
     lr_schedule: str = "constant"  # constant | linear_decay (to 0 at trainer.max_steps)
     lr_schedule_unit: str = "batches"  # batches | epochs: the unit of lr_decay_start and lr_decay_end
     lr_decay_start: int = 0  # batch (or epoch) at which linear decay begins
@@ -97,6 +97,7 @@ class AdversarialModule(L.LightningModule, abc.ABC):
     Config: ClassVar[type] = AdversarialConfig
     techniques: ClassVar[tuple[type[Technique], ...]] = ()  # those that make sense for this model, in order
     registry_name: ClassVar[str] = "?"
+    family: ClassVar[str] = "other models"  # the family heading of `gan-lightning list`; family bases set theirs
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -31,12 +31,12 @@ DIRECTIONS = {"AtoB": "AB", "BtoA": "BA"}
 class CycleGANConfig(ImageTranslationConfig):
     name: str = "cyclegan"
     loss: str = "least_squares"
-    width_g: int = 64
-    width_d: int = 64
+    width_g: int = 64  # channels of G's first layer
+    width_d: int = 64  # channels of D's first layer
     n_blocks: int | None = None  # residual blocks; null = 9 at 256 px and above, 6 below (the paper)
     d_layers: int = 3  # stride-2 layers of the PatchGAN: 3 = 70x70 patches
     norm: str = "instance"  # instance | batch | none
-    lambda_cycle: float = 10.0
+    lambda_cycle: float = 10.0  # weight of the cycle-consistency L1 loss (lambda)
     lambda_identity: float = 0.5  # times lambda_cycle; 0 = no identity loss
     pool_size: int = 50  # past fakes D learns from; 0 = the current batch only
 

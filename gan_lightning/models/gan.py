@@ -15,9 +15,9 @@ from gan_lightning.registry import register_model
 @dataclass
 class VanillaGANConfig(LatentGANConfig):
     name: str = "gan"
-    hidden_g: list[int] = field(default_factory=lambda: [256, 512])
-    hidden_d: list[int] = field(default_factory=lambda: [512, 256])
-    dropout_d: float = 0.0
+    hidden_g: list[int] = field(default_factory=lambda: [256, 512])  # units of G's hidden layers, in order
+    hidden_d: list[int] = field(default_factory=lambda: [512, 256])  # units of D's hidden layers, in order
+    dropout_d: float = 0.0  # dropout probability after each of D's hidden layers
     norm_g: str = "none"  # none | batch (batch norm in G's hidden layers; model.virtual_batch_norm makes it VBN)
 
 

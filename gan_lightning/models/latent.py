@@ -40,7 +40,7 @@ class LatentGANConfig(AugmentationConfig, EMAConfig, VirtualBatchNormConfig, His
                       FeatureMatchingConfig, GradientPenaltyConfig, WeightClippingConfig, SpectralNormConfig,
                       MinibatchDiscriminationConfig, LabelSmoothingConfig, PackingConfig, LatentPriorConfig,
                       AdversarialConfig):
-    latent_dim: int = 100
+    latent_dim: int = 100  # dimension of z
 
 
 class LatentBatch(NamedTuple):
@@ -54,6 +54,7 @@ class LatentGAN(AdversarialModule):
     """Base of latent GANs: variants build G(z[, labels]) and D(x[, labels]) and may change the losses."""
 
     Config = LatentGANConfig
+    family = "latent GANs: G(z[, label]) -> a sample"
     techniques = LATENT_GAN_TECHNIQUES
     conditional = False  # True: G and D receive class labels
 

@@ -41,11 +41,11 @@ INFERENCE_MODES = ("paper", "eval")
 class Pix2PixConfig(AugmentationConfig, LabelSmoothingConfig, ImageTranslationConfig):
     name: str = "pix2pix"
     loss: str = "non_saturating"  # the paper's vanilla GAN loss on logits (G's side non-saturating)
-    width_g: int = 64
-    width_d: int = 64
+    width_g: int = 64  # channels of the U-Net's first layer
+    width_d: int = 64  # channels of the PatchGAN's first layer
     d_layers: int = 3  # stride-2 layers of the PatchGAN: 3 = 70x70 patches
     norm: str = "batch"  # batch (the paper) | instance | none
-    lambda_l1: float = 100.0
+    lambda_l1: float = 100.0  # weight of the L1 loss to the target (lambda)
     inference: str = "paper"  # paper: dropout on, each image's own batch statistics | eval: plain eval mode
 
 

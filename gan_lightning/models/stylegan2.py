@@ -46,11 +46,11 @@ class StyleGAN2Config(AugmentationConfig, EMAConfig, PathLengthConfig, R1Config,
     beta1: float = 0.0
     beta2: float = 0.99
     latent_dim: int = 512  # z
-    w_dim: int = 512
+    w_dim: int = 512  # dimension of w (the mapping network's output)
     channel_base: int = 32768  # channels at resolution r: min(channel_base // r, channel_max)
-    channel_max: int = 512
-    mapping_layers: int = 8
-    mapping_lr_multiplier: float = 0.01
+    channel_max: int = 512  # most channels at any resolution
+    mapping_layers: int = 8  # layers of the mapping network z -> w
+    mapping_lr_multiplier: float = 0.01  # the mapping network's learning rate relative to lr_g (equalised lr)
     style_mixing: float = 0.9  # probability that a training forward mixes two zs' ws
     r1_gamma: float | None = None  # null: 0.0002 * resolution^2 / 32 (the reference heuristic at batch 32)
     pl_weight: float = 2.0

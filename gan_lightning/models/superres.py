@@ -46,15 +46,15 @@ class SuperResConfig(AdversarialConfig):
 
     name: str = "srresnet"
     generator: str = "srresnet"  # srresnet (Ledig et al.) | rrdb (ESRGAN's RRDBNet)
-    width_g: int = 64
+    width_g: int = 64  # channels of G's convolutions
     n_blocks: int = 16  # residual blocks (srresnet) or RRDBs (rrdb: 23 in ESRGAN)
     growth: int = 32  # rrdb: channels each dense-block conv adds
     residual_scale: float = 0.2  # rrdb: residual scaling inside and around the dense blocks
     pixel_criterion: str = "mse"  # mse | l1
-    pixel_weight: float = 1.0
+    pixel_weight: float = 1.0  # weight of the pixel loss
     init_from: str | None = None  # a checkpoint whose generator initialises G (same architecture)
     lr_milestones: list[int] = field(default_factory=list)  # batches at which both lrs are multiplied by lr_gamma
-    lr_gamma: float = 0.1
+    lr_gamma: float = 0.1  # factor applied to the learning rates at each of lr_milestones
     lr_g: float = 1e-4
     beta1: float = 0.9
 
@@ -63,6 +63,7 @@ class SuperResolutionModel(ImageTranslationModel):
     """G alone, trained by ``pixel_weight`` x pixel loss: SRResNet's MSE pre-training (``srresnet``)."""
 
     Config = SuperResConfig
+    family = "super-resolution: G(low-resolution image) -> high-resolution image"
     techniques = ()
 
     def __init__(self, config: DictConfig | dict[str, Any] | None = None, sample_shape: Any = None,
@@ -269,7 +270,7 @@ class SuperResGANConfig(SuperResConfig, ImageTranslationConfig):
     """The perceptual stage: SRGAN's recipe by default; ESRGAN's in ``models/esrgan.py``."""
 
     name: str = "srgan"
-    width_d: int = 64
+    width_d: int = 64  # channels of D's first layer (doubling every other layer)
     dense_d: int = 1024  # units of D's hidden dense layer
     relativistic: bool = False  # relativistic average D and G losses (ESRGAN); needs model.loss=non_saturating
     perceptual_layer: str | None = "relu5_4"  # VGG19 layer of the content loss; null = none (SRGAN-MSE)
@@ -277,7 +278,7 @@ class SuperResGANConfig(SuperResConfig, ImageTranslationConfig):
     perceptual_weight: float = SRGAN_CONTENT_SCALE  # 1/12.75: SRGAN's rescaling of the VGG loss
     vgg_weights: str | None = None  # torchvision's vgg19-dcbb9e9d.pth
     vgg_random_weights: bool = False  # the VGG19 architecture with random weights (tests, offline recipes)
-    adversarial_weight: float = 1e-3
+    adversarial_weight: float = 1e-3  # weight of G's adversarial loss beside the content loss
     pixel_weight: float = 0.0  # optional pixel term beside the content loss
     lr_d: float = 1e-4
 

@@ -37,6 +37,7 @@ class ImageTranslationModel(AdversarialModule):
     """Base of image-to-image models: variants build their networks, losses, previews and ``translate``."""
 
     Config = ImageTranslationConfig
+    family = "image-to-image translation: G(image of domain A) -> image of domain B"
     techniques = (SpectralNorm, WeightClipping, HistoricalAveraging)
 
     @classmethod

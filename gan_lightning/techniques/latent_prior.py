@@ -24,8 +24,8 @@ PRIORS = ("normal", "mixture")
 @dataclass
 class LatentPriorConfig:
     latent_prior: str = "normal"  # normal | mixture
-    latent_components: int = 100
-    latent_component_std: float = 0.02
+    latent_components: int = 100  # mixture: Gaussian components of the prior
+    latent_component_std: float = 0.02  # mixture: std of each component
 
 
 class LatentPrior(Technique):

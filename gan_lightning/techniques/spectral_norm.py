@@ -12,7 +12,7 @@ from gan_lightning.techniques.base import Technique
 
 @dataclass
 class SpectralNormConfig:
-    spectral_norm_d: bool = False
+    spectral_norm_d: bool = False  # spectral normalisation of D's weights (Miyato et al. 2018)
 
 
 class SpectralNorm(Technique):

@@ -17,7 +17,7 @@ from gan_lightning.techniques.base import Technique
 
 @dataclass
 class VirtualBatchNormConfig:
-    virtual_batch_norm: bool = False
+    virtual_batch_norm: bool = False  # G's batch norm uses a fixed reference batch's statistics (Salimans et al. 2016)
     vbn_reference_size: int = 64  # size of the reference batch
 
 
