@@ -42,19 +42,7 @@ SHELL_BLOCKS = ("bash", "sh", "shell", "console")
 PYTHON_TIMEOUT_S = 60
 
 # (file, the command or block's first line as written) -> why it fails today. Strict: a fixed line fails its xfail.
-KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("README.md", "gan-lightning sweep wgan_gp_mnist_lr --count 20 --project my-project [--entity team]   # creates "
-                  "the sweep, runs an agent"): "[--entity team] in a bash block: not a command one can paste",
-    ("README.md", "gan-lightning sweep wgan_gp_mnist_lr --local --count 8 --jobs 2 [trainer.max_steps=2000]  # no "
-                  "server"): "[trainer.max_steps=2000] in a bash block: not a command one can paste",
-    ("README.md", "gan-lightning evaluate runs/cyclegan_horse2zebra/checkpoints/last.ckpt --inception-weights "
-                  "pt_inception-2015-12-05-6726825d.pth"): "needs the Inception weights file, absent offline",
-    ("README.md", "gan-lightning evaluate runs/pix2pix_facades/checkpoints/last.ckpt --inception-weights "
-                  "pt_inception-2015-12-05-6726825d.pth"): "needs the Inception weights file, absent offline",
-    ("README.md", "import lightning as L"): "500 batches of 78 a epoch end at epoch 6: the checkpoint it loads, "
-                                           "lightning_logs/version_0/checkpoints/epoch=0-step=500.ckpt, is named "
-                                           "epoch=6-step=500.ckpt",
-}
+KNOWN_FAILURES: dict[tuple[str, str], str] = {}
 
 
 @dataclass(frozen=True)
@@ -346,7 +334,7 @@ def _run(argv: list[str]) -> int:
 
 
 @pytest.mark.parametrize("item", _params("command"))
-def test_documented_command(item: Documented, workspace, monkeypatch, capsys) -> None:
+def test_documented_command(item: Documented, workspace, tmp_path: Path, monkeypatch, capsys) -> None:
     work, runs = workspace
     monkeypatch.chdir(work)
     words = shlex.split(item.text, comments=True)
@@ -360,10 +348,12 @@ def test_documented_command(item: Documented, workspace, monkeypatch, capsys) ->
         doc = [_train_word(word, experiment, work, runs) for word in words[3:]
                if not re.fullmatch(r"\$\{?\w+\}?", word)]  # a variable standing for options: left out
         argv = ["train", experiment, *base, *doc, *([] if "--dry-run" in doc else ["--dry-run"])]
-        if "--resume" in doc:  # a run to continue: the tiny one, where the line's run.dir resolves
-            run_dir = work / config_lib.load_experiment(experiment, [*base, *(w for w in doc if "=" in w)]).run.dir
-            if not run_dir.exists():
-                shutil.copytree(runs.run(experiment), run_dir)
+        if "--resume" in doc:  # a run to continue: the tiny one, where the line's run.dir resolves, in a folder
+            # of its own (in the shared one it would stand in the way of every later line training that experiment)
+            (tmp_path / "data").symlink_to(work / "data")
+            monkeypatch.chdir(tmp_path)
+            run_dir = tmp_path / config_lib.load_experiment(experiment, [*base, *(w for w in doc if "=" in w)]).run.dir
+            shutil.copytree(runs.run(experiment), run_dir)
     elif command == "sweep":
         argv = [*words[1:], *([] if "--dry-run" in words else ["--dry-run"])]
     else:
