@@ -66,7 +66,8 @@ def cli(*args: str) -> tuple[str, str]:
     command = [sys.executable, "-m", "gan_lightning", *args]
     result = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True)
     if result.returncode != 0:
-        raise SystemExit(f"error: gan-lightning {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-2000:]}")
+        raise SystemExit(f"error: gan-lightning {' '.join(args)} failed ({result.returncode}):\n"
+                         f"{result.stderr[-2000:]}")
     return result.stdout, "gan-lightning " + shlex.join(args)
 
 
@@ -81,7 +82,8 @@ def save_rows(rows: list[list[np.ndarray]], path: Path) -> None:
     canvas = np.full((len(rows) * (height + gap) - gap, len(rows[0]) * (width + gap) - gap), 255, np.uint8)
     for r, row in enumerate(rows):
         for c, image in enumerate(row):
-            canvas[r * (height + gap) : r * (height + gap) + height, c * (width + gap) : c * (width + gap) + width] = image
+            top, left = r * (height + gap), c * (width + gap)
+            canvas[top : top + height, left : left + width] = image
     Image.fromarray(canvas).resize((canvas.shape[1] * FIGURE_SCALE, canvas.shape[0] * FIGURE_SCALE),
                                    Image.NEAREST).save(path, optimize=True)
 
