@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 from omegaconf import OmegaConf
-from train_step import add_timing_arguments, endless, framework_seconds_per_step, paired_times
+from train_step import add_timing_arguments, framework_seconds_per_step, paired_times, timed_batches
 
 from datamodules.digits import DigitsDataModule
 from gan_lightning.config import EXPERIMENTS_DIR
@@ -68,12 +68,8 @@ def plain_seconds_per_step(model: StyleGAN2, datamodule: DigitsDataModule, steps
     opt_g = lazy_adam(G.parameters(), c.lr_g, (c.beta1, c.beta2), c.pl_interval if path_length else None)
     pl_mean = torch.zeros(())
     datamodule.setup()
-    batches = endless(datamodule.train_dataloader())
-    start = None
-    for step in range(steps + warmup):
-        if step == warmup:
-            start = time.perf_counter()
-        real, _ = next(batches)
+    clock: dict[str, float] = {}
+    for step, (real, _) in timed_batches(datamodule.train_dataloader(), steps, warmup, clock):
         fakes = G(torch.randn(real.shape[0], c.latent_dim))  # training mode: w_avg update, style mixing
 
         real_logits, fake_logits = D(real), D(fakes.detach())
@@ -111,7 +107,7 @@ def plain_seconds_per_step(model: StyleGAN2, datamodule: DigitsDataModule, steps
         _ = (d_loss.item(), g_loss.item())  # the framework logs these every batch
     if path_length:
         model.pl_mean.copy_(pl_mean)
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - clock["start"]) / steps
 
 
 def main() -> None:
