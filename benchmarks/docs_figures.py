@@ -16,7 +16,7 @@ Every run uses the recipe's defaults; ``--steps FAMILY=N`` shortens one (the gal
 intermediate images go under ``--work``; each family's record (command, date, hardware, seconds, scores) is kept in
 docs/figures/gallery.json, so ``--only`` re-makes some families and keeps the others' entries.
 
-    python benchmarks/docs_figures.py [--only dcgan stylegan2] [--steps stylegan2=1000] [--work /tmp/gallery]
+    OMP_NUM_THREADS=1 python benchmarks/docs_figures.py [--only dcgan stylegan2] [--steps stylegan2=1000] [--work DIR]
 """
 
 from __future__ import annotations
@@ -193,7 +193,7 @@ def scores_text(record: dict[str, object]) -> str:
     scores = record.get("scores")
     parts = []
     if record.get("train_scores"):
-        parts.append(str(record["train_scores"]).split(" (/")[0].split(" (WORK")[0])
+        parts.append(str(record["train_scores"]).removeprefix("scores ").split(" (/")[0].split(" (WORK")[0])
     if isinstance(scores, dict) and scores:
         shown = {k: v for k, v in scores.items() if isinstance(v, (int, float, str)) and k != "step"}
         parts.append(", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items()))
@@ -213,7 +213,8 @@ def write_gallery(records: dict[str, dict[str, object]], path: Path) -> None:
         schedule = (f"a shortened schedule, `trainer.max_steps={record['steps']}` (the recipe's own is longer)"
                     if record["steps"] is not None else "the recipe's default schedule")
         lines += [f"## {record['title']}", "", f"![{record['experiment']}](figures/{record['figure']})", "",
-                  f"- experiment `{record['experiment']}`, {schedule}; trained in {record['train_seconds']} s",
+                  f"- experiment `{record['experiment']}`, {schedule}; trained in {record['train_seconds']} s (wall "
+                  "time on the shared machine)",
                   f"- train: `{record['train_command']}`", f"- figure: `{record['figure_command']}`"
                   + (f" (rows: {record['rows']})" if record.get("rows") else ""),
                   f"- scores: {scores_text(record)}", f"- {record['date']}, {record['hardware']}", ""]
@@ -236,13 +237,15 @@ def main(argv: list[str] | None = None, make: Callable[..., dict[str, object]] =
     parser.add_argument("--steps", nargs="*", default=[], help="FAMILY=N: a shorter schedule for that family")
     parser.add_argument("--work", type=Path, default=Path("/tmp/gan_lightning_gallery"))
     parser.add_argument("--docs", type=Path, default=REPO / "docs")
+    parser.add_argument("--render", action="store_true", help="only rewrite gallery.md from docs/figures/gallery.json")
     args = parser.parse_args(argv)
     steps = parse_steps(args.steps)
     figures = args.docs / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     record_path = figures / "gallery.json"
     records = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    for key in args.only:
+    write_gallery(records, args.docs / "gallery.md")
+    for key in [] if args.render else args.only:
         records[key] = make(key, steps.get(key), args.work, figures)
         record_path.write_text(json.dumps(records, indent=1) + "\n")  # after each family: a later failure keeps it
         write_gallery(records, args.docs / "gallery.md")
