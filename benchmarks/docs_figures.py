@@ -204,7 +204,14 @@ def write_gallery(records: dict[str, dict[str, object]], path: Path) -> None:
     lines = ["# Gallery", "",
              "One figure per model family, each from the family's shipped offline recipe trained through the CLI by",
              "`python benchmarks/docs_figures.py` (nothing hand-made; `--only FAMILY` re-makes one). `WORK` is the",
-             "script's `--work` folder. Scores are those of the run shown (one seed, seed 0 of the recipe).", ""]
+             "script's `--work` folder. Scores are those of the run shown (one seed, seed 0 of the recipe):",
+             "- digits (dcgan, stylegan2): the run's final evaluation, FID/IS/KID on the shipped MNIST classifier's",
+             "  features (MNIST-FID, not comparable with Inception FIDs) and the classes its samples cover;",
+             "- ring: the mode metrics (modes captured of 8, % of samples within 3 std of a mode, spread ratio);",
+             "- translation: mean absolute pixel error, in [0, 1] units, of `translate`'s outputs over the whole",
+             "  held-out test folder against the known answer (the inverted digit; the true digit of an outline);",
+             "- super-resolution: `gan-lightning evaluate`'s PSNR/SSIM on Y over the 500 held-out test digits, next",
+             "  to bicubic upsampling.", ""]
     for key in FAMILIES:
         record = records.get(key)
         if record is None:
