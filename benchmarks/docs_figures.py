@@ -12,9 +12,11 @@ Families and their figures:
 - srresnet (srresnet_digits): rows LR (nearest x4) | SR | HR of the first 8 held-out test digits, SR from
   `gan-lightning upscale`; the scores are `gan-lightning evaluate`'s PSNR/SSIM against bicubic.
 
-Every run uses the recipe's defaults; ``--steps FAMILY=N`` shortens one (the gallery then says so). Runs, data and
+StyleGAN2 also gets the truncation (psi 0.7) and style-mixing (coarse, fine) figures of the same checkpoint. Every
+run uses the recipe's defaults; ``--steps FAMILY=N`` shortens one (the gallery then says so). Runs, data and
 intermediate images go under ``--work``; each family's record (command, date, hardware, seconds, scores) is kept in
-docs/figures/gallery.json, so ``--only`` re-makes some families and keeps the others' entries.
+docs/figures/gallery.json, so ``--only`` re-makes some families and keeps the others' entries, and ``--reuse``
+re-makes figures from the runs already in ``--work`` without training.
 
     OMP_NUM_THREADS=1 python benchmarks/docs_figures.py [--only dcgan stylegan2] [--steps stylegan2=1000] [--work DIR]
 """
@@ -48,6 +50,19 @@ class Family:
     experiment: str
     figure: str  # latent | points | translation | superres
     title: str
+    # more `gan-lightning sample` figures of the same checkpoint: (name, what it shows, sample options)
+    extra_figures: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+    sample_options: tuple[str, ...] = ()  # added to the main figure's `sample` (e.g. fixed noise maps)
+
+
+STYLEGAN2_FIGURES = (
+    ("truncation", "the same 64 latents truncated toward w_avg, psi 0.7",
+     ("--n", "64", "--nrow", "8", "--seed", "0", "--truncation", "0.7", "--noise", "const")),
+    ("style_mix_coarse", "style mixing: the row sources' coarse styles (ws 0-3, 4-8 px) over the column sources",
+     ("--style-mix", "4", "6", "--mix-layers", "coarse", "--seed", "0")),
+    ("style_mix_fine", "style mixing: the row sources' fine styles (ws 6-7, 32 px) over the column sources",
+     ("--style-mix", "4", "6", "--mix-layers", "fine", "--seed", "0")),
+)
 
 
 FAMILIES = {
@@ -55,7 +70,9 @@ FAMILIES = {
     "gmgan": Family("gmgan_ring", "points", "GM-GAN on the ring of 8 Gaussians"),
     "cyclegan": Family("cyclegan_digits_invert", "translation", "CycleGAN: digits -> inverted digits (A to B)"),
     "pix2pix": Family("pix2pix_edges2digits", "translation", "pix2pix: digit outlines -> digits"),
-    "stylegan2": Family("stylegan2_digits", "latent", "StyleGAN2 on the 5,000 embedded digits"),
+    # const noise: the per-layer noise maps stored in the checkpoint, so the figure is the same at every run of `sample`
+    "stylegan2": Family("stylegan2_digits", "latent", "StyleGAN2 on the 5,000 embedded digits", STYLEGAN2_FIGURES,
+                        ("--noise", "const")),
     "srresnet": Family("srresnet_digits", "superres", "SRResNet: 7 px -> 28 px digits (x4)"),
 }
 
@@ -149,23 +166,33 @@ def superres_figure(family: Family, run: Path, work: Path, figure: Path) -> dict
     return {"figure_command": command, "rows": "LR (nearest x4) | SR | HR", "scores": scores}
 
 
-def make_family(key: str, steps: int | None, work: Path, figures: Path) -> dict[str, object]:
+def make_family(key: str, steps: int | None, work: Path, figures: Path,
+                previous: dict[str, object] | None = None) -> dict[str, object]:
+    """Train the family's recipe (or, with ``previous``, the record of a finished run in ``work``, reuse its run) and
+    make its figures."""
     family = FAMILIES[key]
     run, data_root = work / "runs" / family.experiment, work / "data" / family.experiment
-    overrides = [f"run.dir={run}"]
-    if family.figure == "translation":
-        overrides.append(f"data.root={data_root}")  # the offline writer makes the dataset there
-    if steps is not None:
-        overrides.append(f"trainer.max_steps={steps}")
-    if run.exists():
-        raise SystemExit(f"error: {run} exists; choose another --work (runs are never overwritten)")
-    start = time.perf_counter()
-    stdout, train_command = cli("train", family.experiment, *overrides)
-    seconds = time.perf_counter() - start
-    figure = figures / f"{key}.png"
     checkpoint = str(run / "checkpoints" / "last.ckpt")
+    if previous is not None:
+        if not Path(checkpoint).is_file() or previous.get("steps") != steps:
+            raise SystemExit(f"error: --reuse: {checkpoint} is missing or was trained for other steps")
+        train_command, seconds = str(previous["train_command"]), float(previous["train_seconds"])
+        stdout = str(previous.get("train_scores") or "")
+    else:
+        overrides = [f"run.dir={run}"]
+        if family.figure == "translation":
+            overrides.append(f"data.root={data_root}")  # the offline writer makes the dataset there
+        if steps is not None:
+            overrides.append(f"trainer.max_steps={steps}")
+        if run.exists():
+            raise SystemExit(f"error: {run} exists; choose another --work (runs are never overwritten) or --reuse")
+        start = time.perf_counter()
+        stdout, train_command = cli("train", family.experiment, *overrides)
+        seconds = time.perf_counter() - start
+    figure = figures / f"{key}.png"
     if family.figure == "latent":
-        _, command = cli("sample", checkpoint, "--n", "64", "--nrow", "8", "--seed", "0", "--out", str(figure))
+        _, command = cli("sample", checkpoint, "--n", "64", "--nrow", "8", "--seed", "0", *family.sample_options,
+                         "--out", str(figure))
         extra = {"figure_command": command}
     elif family.figure == "points":
         _, command = cli("sample", checkpoint, "--n", "2000", "--seed", "0", "--out", str(figure))
@@ -175,13 +202,24 @@ def make_family(key: str, steps: int | None, work: Path, figures: Path) -> dict[
         extra = translation_figure(family, run, data_root, work / "figure" / key, figure)
     else:
         extra = superres_figure(family, run, work / "figure" / key, figure)
+    extra["more_figures"] = []
+    for name, what, options in family.extra_figures:
+        path = figures / f"{key}_{name}.png"
+        _, command = cli("sample", checkpoint, *options, "--out", str(path))
+        extra["more_figures"].append({"figure": path.name, "what": what, "command": repo_relative(command, work)})
     train_lines = [line for line in stdout.splitlines() if line.startswith("scores at batch")]
     return {"family": key, "experiment": family.experiment, "title": family.title, "figure": figure.name,
             "train_command": train_command.replace(str(work), "WORK"),
-            "figure_command": str(extra.pop("figure_command")).replace(str(work), "WORK").replace(str(REPO) + "/", ""),
+            "figure_command": repo_relative(str(extra.pop("figure_command")), work),
             "steps": steps, "train_seconds": round(seconds), "train_scores": train_lines[-1] if train_lines else None,
-            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "date": previous["date"] if previous is not None else  # when the run was trained
+            datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "hardware": hardware(), "figure_kb": round(figure.stat().st_size / 1024, 1), **extra}
+
+
+def repo_relative(command: str, work: Path) -> str:
+    """A command as the page shows it: the work folder as WORK, this checkout's paths relative to it."""
+    return command.replace(str(work), "WORK").replace(str(REPO) + "/", "")
 
 
 def hardware() -> str:
@@ -225,6 +263,9 @@ def write_gallery(records: dict[str, dict[str, object]], path: Path) -> None:
                   f"- train: `{record['train_command']}`", f"- figure: `{record['figure_command']}`"
                   + (f" (rows: {record['rows']})" if record.get("rows") else ""),
                   f"- scores: {scores_text(record)}", f"- {record['date']}, {record['hardware']}", ""]
+        for more in record.get("more_figures", []):
+            lines += [f"{more['what'][0].upper()}{more['what'][1:]} (`{more['command']}`):", "",
+                      f"![{more['figure']}](figures/{more['figure']})", ""]
     path.write_text("\n".join(lines))
 
 
@@ -245,6 +286,8 @@ def main(argv: list[str] | None = None, make: Callable[..., dict[str, object]] =
     parser.add_argument("--work", type=Path, default=Path("/tmp/gan_lightning_gallery"))
     parser.add_argument("--docs", type=Path, default=REPO / "docs")
     parser.add_argument("--render", action="store_true", help="only rewrite gallery.md from docs/figures/gallery.json")
+    parser.add_argument("--reuse", action="store_true",
+                        help="remake the figures of runs already in --work (recorded in gallery.json), no training")
     args = parser.parse_args(argv)
     steps = parse_steps(args.steps)
     figures = args.docs / "figures"
@@ -253,7 +296,12 @@ def main(argv: list[str] | None = None, make: Callable[..., dict[str, object]] =
     records = json.loads(record_path.read_text()) if record_path.is_file() else {}
     write_gallery(records, args.docs / "gallery.md")
     for key in [] if args.render else args.only:
-        records[key] = make(key, steps.get(key), args.work, figures)
+        previous = None
+        if args.reuse:
+            if key not in records:
+                raise SystemExit(f"error: --reuse: no record of {key} in {record_path}")
+            previous = records[key]
+        records[key] = make(key, steps.get(key), args.work, figures, previous)
         record_path.write_text(json.dumps(records, indent=1) + "\n")  # after each family: a later failure keeps it
         write_gallery(records, args.docs / "gallery.md")
         print(f"{key}: {figures / records[key]['figure']} ({records[key]['figure_kb']} KB), "

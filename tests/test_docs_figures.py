@@ -42,7 +42,8 @@ def test_steps_must_name_a_family() -> None:
 
 
 def test_only_remakes_the_chosen_families_and_keeps_the_others(tmp_path: Path) -> None:
-    def fake_make(key, steps, work, figures):
+    def fake_make(key, steps, work, figures, previous):
+        assert previous is None
         (figures / f"{key}.png").write_bytes(b"png")
         return {"family": key, "experiment": docs_figures.FAMILIES[key].experiment, "title": key.upper(),
                 "figure": f"{key}.png", "train_command": f"gan-lightning train {key}", "figure_command": "sample",
