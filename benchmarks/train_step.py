@@ -66,16 +66,22 @@ def endless(loader: Iterable[Any]) -> Iterator[Any]:
         yield from loader
 
 
+def timed_batches(loader: Iterable[Any], steps: int, warmup: int, clock: dict[str, float]) -> Iterator[tuple[int, Any]]:
+    """(step, batch) for ``warmup`` + ``steps`` batches of the loader, epoch after epoch; ``clock["start"]`` is set
+    just before the first timed batch is drawn."""
+    batches = endless(loader)
+    for step in range(steps + warmup):
+        if step == warmup:
+            clock["start"] = time.perf_counter()
+        yield step, next(batches)
+
+
 def plain_seconds_per_step(model: DCGAN, datamodule: MNISTDataModule, steps: int, warmup: int) -> float:
     G, D = model.generator, model.discriminator
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    batches = endless(datamodule.train_dataloader())
-    start = None
-    for step in range(steps + warmup):
-        if step == warmup:
-            start = time.perf_counter()
-        real, _ = next(batches)
+    clock: dict[str, float] = {}
+    for _, (real, _) in timed_batches(datamodule.train_dataloader(), steps, warmup, clock):
         fake = G(torch.randn(real.shape[0], model.config.latent_dim))
         real_logits, fake_logits = D(real), D(fake.detach())
         d_loss = F.binary_cross_entropy_with_logits(real_logits, torch.ones_like(real_logits)) + \
@@ -90,7 +96,7 @@ def plain_seconds_per_step(model: DCGAN, datamodule: MNISTDataModule, steps: int
         opt_g.step()
         # the framework logs these scalars every step; the plain loop reads them too, as any loop would
         _ = (d_loss.item(), g_loss.item())
-    return (time.perf_counter() - start) / steps
+    return (time.perf_counter() - clock["start"]) / steps
 
 
 def data_path_batches_per_second(mnist_root: Path, batch_size: int, n_batches: int) -> tuple[float, float]:

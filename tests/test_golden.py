@@ -70,6 +70,12 @@ def _data(experiment: str, raw, root: Path, monkeypatch) -> list[str]:
         write_dataset(root, size=16, channels=3, noise=True)
         return [f"data.root={root}", "data.download=false", "data.load_size=18", "data.crop_size=16",
                 "data.channels=3", "model.d_layers=1", "model.lr_schedule=constant"]
+    if name == "folder":  # random-level grey images as RGB files
+        from tests.datamodules.test_folder import write_images
+
+        write_images(root / "images", list(range(10, 250, 20)))
+        return [f"data.root={root / 'images'}", "data.image_size=16", "data.batch_size=4",
+                f"data.cache_dir={root / 'cache'}"]
     if name == "superres":  # digits and photos ship offline; a folder recipe gets random photos
         from tests.test_superres_experiments import tiny_data
 

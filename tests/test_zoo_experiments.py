@@ -36,12 +36,14 @@ def test_the_zoo_list_covers_the_new_experiments() -> None:
     names = {p.stem for p in EXPERIMENTS_DIR.glob("*.yaml")}
     assert set(ZOO) <= names
     # dcgan_*: tests/test_cli.py; cyclegan_*: tests/test_translation.py; *_celeba: tests/test_celeba_experiments.py;
-    # pix2pix_*: tests/test_pix2pix.py; stylegan2_digits: test_stylegan2_digits_trains_from_the_cli below;
+    # pix2pix_*: tests/test_pix2pix.py; stylegan2_digits: test_stylegan2_digits_trains_from_the_cli below, the
+    # other stylegan2_*: tests/test_stylegan2_experiments.py;
     # super-resolution (data.name superres): tests/test_superres_experiments.py
     superres = {name for name in names if OmegaConf.load(EXPERIMENTS_DIR / f"{name}.yaml").data.name == "superres"}
     assert names - set(ZOO) - superres <= {"dcgan_mnist", "dcgan_digits", "stylegan2_digits", "cyclegan_horse2zebra",
                                 "cyclegan_digits_invert", "dcgan_celeba", "wgan_gp_celeba", "sngan_celeba",
-                                "cgan_celeba", "pix2pix_facades", "pix2pix_edges2digits"}, \
+                                "cgan_celeba", "pix2pix_facades", "pix2pix_edges2digits", "stylegan2_mnist",
+                                "stylegan2_celeba", "stylegan2_ffhq", "stylegan2_ada_folder"}, \
         "a new experiment YAML needs a smoke test"
 
 

@@ -51,6 +51,7 @@ class StyleGAN2Config(AugmentationConfig, EMAConfig, PathLengthConfig, R1Config,
     channel_max: int = 512  # most channels at any resolution
     mapping_layers: int = 8  # layers of the mapping network z -> w
     mapping_lr_multiplier: float = 0.01  # the mapping network's learning rate relative to lr_g (equalised lr)
+    mbstd_group: int = 4  # D's minibatch standard deviation group (the reference's mbstd; paper256: 8)
     style_mixing: float = 0.9  # probability that a training forward mixes two zs' ws
     r1_gamma: float | None = None  # null: 0.0002 * resolution^2 / 32 (the reference heuristic at batch 32)
     pl_weight: float = 2.0
@@ -73,6 +74,7 @@ class StyleGAN2(LatentGAN):
                 ("channel_max", config.channel_max >= 1, "an int >= 1"),
                 ("mapping_layers", config.mapping_layers >= 1, "an int >= 1"),
                 ("mapping_lr_multiplier", config.mapping_lr_multiplier > 0, "a float > 0"),
+                ("mbstd_group", config.mbstd_group >= 1, "an int >= 1"),
                 ("style_mixing", 0.0 <= config.style_mixing <= 1.0, "a float in [0, 1]")]
 
     def build_generator(self) -> nn.Module:
@@ -84,7 +86,7 @@ class StyleGAN2(LatentGAN):
     def build_discriminator(self) -> nn.Module:
         c = self.config
         return StyleGAN2Discriminator(self.d_input_shape[0], self.d_input_shape[-1], c.channel_base, c.channel_max,
-                                      self.num_classes)
+                                      self.num_classes, c.mbstd_group)
 
     def regularization_intervals(self) -> tuple[int | None, int | None]:
         """(D's, G's) lazy regularisation interval, None where that regulariser is off."""
