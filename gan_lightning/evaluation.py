@@ -36,6 +36,7 @@ from gan_lightning.metrics.stats import (
     RealStats,
     StatsKey,
     extract,
+    needs_extractor,
     needs_real_stats,
     real_statistics,
 )
@@ -66,7 +67,11 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
     names = parse_metrics(settings.metrics)
     if len(model.sample_shape) != 3:
         raise MetricsError(f"FID/IS/KID need image samples, this model makes samples of shape {model.sample_shape}")
-    extractor = extractor or make_extractor(settings, model.device)
+    for name in names:  # a model a metric cannot measure is refused before any metric does work
+        if METRICS[name].check_model is not None:
+            METRICS[name].check_model(model)
+    if extractor is None and needs_extractor(names):
+        extractor = make_extractor(settings, model.device)
     if real is None and needs_real_stats(names):
         real = real_stats_for(datamodule, extractor, settings)
     sample_level = [name for name in names if METRICS[name].compute is not None]
@@ -90,13 +95,13 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
 
 
 def _model_level(names: list[str], model: Any, datamodule: Any, settings: DictConfig,
-                 extractor: FeatureExtractor) -> dict[str, Any]:
-    """The requested metrics computed from the model and its data rather than from one set of features."""
+                 extractor: FeatureExtractor | None) -> dict[str, Any]:
+    """The requested metrics computed from the model and its data rather than from one set of features (the
+    registry's ``model_level`` functions: intra_fid, cas, ppl, and any registered later)."""
     result: dict[str, Any] = {}
-    if "intra_fid" in names:
-        result.update(intra_fid(model, datamodule, settings, extractor))
-    if "cas" in names:
-        result.update(classification_accuracy_score(model, datamodule, settings))
+    for name in names:
+        if METRICS[name].model_level is not None:
+            result.update(METRICS[name].model_level(model, datamodule, settings, extractor))
     return result
 
 
@@ -107,7 +112,34 @@ def _class_conditional(model: Any, metric: str) -> int:
     return classes
 
 
-def classification_accuracy_score(model: Any, datamodule: Any, settings: DictConfig) -> dict[str, Any]:
+def check_intra_fid(model: Any) -> None:
+    _class_conditional(model, "intra_fid")
+
+
+def check_cas(model: Any) -> None:
+    classes = _class_conditional(model, "cas")
+    if classes != 10:
+        raise MetricsError(f"cas trains a 10-digit classifier; this model has {classes} classes")
+
+
+def path_length(model: Any, datamodule: Any, settings: DictConfig,
+                extractor: FeatureExtractor | None = None) -> dict[str, Any]:
+    """Perceptual path length in W (gan_lightning/metrics/ppl.py) over ``n_samples`` pairs, batches of
+    ``batch_size``, seeded with ``seed``; the distance is VGG16's LPIPS-style one with ``vgg_weights``, else (for
+    one-channel models) the MNIST net's."""
+    from gan_lightning.metrics.perceptual import build_distance
+    from gan_lightning.metrics.ppl import perceptual_path_length
+
+    distance = build_distance(settings.vgg_weights, model.sample_shape[0])
+    if distance is None:
+        raise MetricsError(f"ppl: no offline perceptual network for {model.sample_shape[0]}-channel images; give "
+                           "callbacks.metrics.vgg_weights (evaluate --vgg-weights), torchvision's vgg16 file")
+    return perceptual_path_length(model, distance, settings.n_samples, batch_size=settings.batch_size,
+                                  seed=settings.seed)
+
+
+def classification_accuracy_score(model: Any, datamodule: Any, settings: DictConfig,
+                                  extractor: FeatureExtractor | None = None) -> dict[str, Any]:
     """CAS (Ravuri & Vinyals 2019) for digit models: the shipped classifier's network and recipe
     (``fit_classifier``, ``cas_epochs`` epochs, seed ``seed``) trained once on ``cas_per_class`` generated digits per
     class (latents seeded ``seed + class``) and once on as many real training digits per class; both accuracies on the
@@ -116,9 +148,8 @@ def classification_accuracy_score(model: Any, datamodule: Any, settings: DictCon
     from gan_lightning.metrics.mnist import accuracy, load_mnist_test
     from gan_lightning.metrics.train_mnist_classifier import fit_classifier
 
-    classes = _class_conditional(model, "cas")
-    if classes != 10:
-        raise MetricsError(f"cas trains a 10-digit classifier; this model has {classes} classes")
+    check_cas(model)
+    classes = model.num_classes
     if settings.cas_test_root is None:
         raise MetricsError("cas needs the MNIST test split: set callbacks.metrics.cas_test_root to the folder holding "
                            "MNIST/raw/t10k-images-idx3-ubyte[.gz]")
@@ -169,10 +200,10 @@ def intra_fid(model: Any, datamodule: Any, settings: DictConfig, extractor: Feat
     return {"intra_fid": sum(fids) / len(fids), "intra_fid_per_class": fids}
 
 
-def _report(scores: dict[str, Any], fake: ExtractorOutput | None, settings: DictConfig, extractor: FeatureExtractor,
-            real: RealStats | None, names: list[str]) -> dict[str, Any]:
+def _report(scores: dict[str, Any], fake: ExtractorOutput | None, settings: DictConfig,
+            extractor: FeatureExtractor | None, real: RealStats | None, names: list[str]) -> dict[str, Any]:
     if fake is None:  # model-level metrics only
-        return {**scores, "extractor": extractor.name}
+        return {**scores, **({"extractor": extractor.name} if extractor is not None else {})}
     n_scored = int(fake.features.shape[0])  # a translation model has as many as its test set, maybe < n_samples
     if extractor.num_classes <= 100:  # a domain classifier: report which classes the generator produces
         histogram = class_histogram(fake.logits, extractor.num_classes)
