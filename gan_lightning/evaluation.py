@@ -69,9 +69,7 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
     names = parse_metrics(settings.metrics)
     if len(model.sample_shape) != 3:
         raise MetricsError(f"FID/IS/KID need image samples, this model makes samples of shape {model.sample_shape}")
-    for name in names:  # a model a metric cannot measure is refused before any metric does work
-        if METRICS[name].check_model is not None:
-            METRICS[name].check_model(model)
+    check_metrics_apply(names, model)
     if extractor is None and needs_extractor(names):
         extractor = make_extractor(settings, model.device)
     if real is None and needs_real_stats(names):
@@ -94,6 +92,14 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
         result: dict[str, Any] = scores.compute()
     result.update(_model_level(names, model, datamodule, settings, extractor))
     return _report(result, scores.outputs, settings, extractor, real, names)
+
+
+def check_metrics_apply(metrics: str | list[str], model: Any) -> None:
+    """One ``MetricsError`` line for a requested metric that cannot measure ``model`` (ppl without a mapping
+    network, cas or intra_fid on an unconditional model), before any metric does work (or any training batch)."""
+    for name in parse_metrics(metrics):
+        if METRICS[name].check_model is not None:
+            METRICS[name].check_model(model)
 
 
 def _model_level(names: list[str], model: Any, datamodule: Any, settings: DictConfig,

@@ -157,6 +157,11 @@ def test_evaluate_ppl_from_the_cli(fake_mnist: Path, tmp_path: Path, capsys) -> 
     assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", "ppl", "--n", "10"]) == 1
     assert "--n must be >= 100 (ppl drops the path lengths below the 1st and above the 99th percentile)" in \
         capsys.readouterr().err
+    # a model ppl cannot measure is refused before training, as by evaluate
+    assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, tmp_path / "refused", 1),
+                 "callbacks.metrics.enabled=true", "callbacks.metrics.metrics=fid,ppl"]) != 0
+    assert "ppl is measured in W: model dcgan" in capsys.readouterr().err
+    assert not (tmp_path / "refused" / "checkpoints").exists()
     main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, tmp_path / "dcgan", 1)])
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "dcgan" / "checkpoints" / "last.ckpt"), "--metrics", "fid,ppl"]) == 1
