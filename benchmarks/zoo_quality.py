@@ -5,11 +5,13 @@ Each experiment is a normal CLI run (``gan-lightning train EXPERIMENT``) on the 
 5,000 samples of the (EMA) generator through the shipped MNIST classifier (features for FID against the
 10,000 real digits, its softmax for IS, and the classes holding >= 1% of the samples). Equal batches, not equal
 generator updates: the WGAN recipes take n_critic = 5 critic steps per generator step, so they make 1/5 of the
-generator updates here. Prints a markdown table and writes it, with every run's scores, to
-``<out>/zoo_quality.json``.
+generator updates here. ``--manifold`` adds precision and recall (k = 3) and density and coverage (k = 5) on the
+same features and samples (the FID does not move: the callback scores one set of samples for every metric). Prints
+a markdown table and writes it, with every run's scores, to ``<out>/zoo_quality.json``.
 
     python benchmarks/zoo_quality.py                                  # 6 recipes, 2,000 batches, seed 0
     python benchmarks/zoo_quality.py --experiments wgan_gp_mnist --steps 10000 --jobs 1 --threads 2
+    python benchmarks/zoo_quality.py --experiments dcgan_mnist --steps 1500 --manifold   # + precision ... coverage
 """
 
 from __future__ import annotations
@@ -26,20 +28,25 @@ from omegaconf import OmegaConf
 EXPERIMENTS = ["gan_mnist", "dcgan_mnist", "dcgan_mnist_paper", "cgan_mnist", "wgan_mnist", "wgan_gp_mnist",
                "sngan_mnist"]
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MANIFOLD = ("precision", "recall", "density", "coverage")
 
 
-def run_one(experiment: str, seed: int, args: argparse.Namespace) -> dict:
+def run_one(experiment: str, seed: int, args: argparse.Namespace, extra_metrics: tuple[str, ...] = ()) -> dict:
+    """Train and score one run; its FID, IS, classes covered and ``extra_metrics`` (names the callback reports
+    under the same key)."""
     run_dir = args.out / experiment / f"seed{seed}"
     overrides = [f"data.root={args.data_root}", "data.split=test", "data.download=false", "trainer.accelerator=cpu",
                  f"trainer.max_steps={args.steps}", f"callbacks.metrics.every_n_steps={args.steps}",
                  "callbacks.metrics.n_samples=5000", "callbacks.metrics.extractor=mnist", *args.overrides]
+    if extra_metrics:
+        overrides.append(f"callbacks.metrics.metrics={','.join(('fid', 'is', 'kid', *extra_metrics))}")
     seconds = train_run(experiment, seed, run_dir, overrides, threads=args.threads)
     final = json.loads(sorted((run_dir / "metrics").glob("step_*.json"))[-1].read_text())
     # the resolved config the run saved: overrides and the variant's defaults included; G steps on every
     # n_critic-th batch
     n_critic = OmegaConf.load(run_dir / "config.yaml").model.n_critic
     return {"experiment": experiment, "seed": seed, "seconds": seconds, "g_steps": args.steps // n_critic,
-            **{k: final[k] for k in ("fid", "is", "classes_covered")}}
+            **{k: final[k] for k in ("fid", "is", "classes_covered", *extra_metrics)}}
 
 
 def main() -> int:
@@ -52,19 +59,24 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per run")
     parser.add_argument("--data-root", type=Path, default=SHARED_DATA)
     parser.add_argument("--out", type=Path, default=Path("runs/benchmark_zoo_quality"))
+    parser.add_argument("--manifold", action="store_true",
+                        help="also precision/recall (k = 3) and density/coverage (k = 5)")
     args = parser.parse_args()
+    extra = MANIFOLD if args.manifold else ()
     if not (args.data_root / "MNIST" / "raw").is_dir():
         print(f"error: no MNIST/raw under {args.data_root}; pass --data-root (the folder holding MNIST/raw)",
               file=sys.stderr)
         return 2
-    results = run_all(args.experiments, args.seeds, args.jobs, lambda experiment, seed: run_one(experiment, seed, args))
+    results = run_all(args.experiments, args.seeds, args.jobs,
+                      lambda experiment, seed: run_one(experiment, seed, args, extra))
 
     def row(runs: list[dict]) -> list[str]:
         return [str(runs[0]["g_steps"]), summary([r["fid"] for r in runs], 2), summary([r["is"] for r in runs], 2),
                 f"{summary([r['classes_covered'] for r in runs])} / 10",
+                *(summary([r[key] for r in runs], 3) for key in extra),
                 f"{statistics.fmean(r['seconds'] for r in runs):.0f}"]
 
-    report(results, args.experiments, ["G steps", "MNIST-FID", "IS", "classes covered", "seconds/run"], row,
+    report(results, args.experiments, ["G steps", "MNIST-FID", "IS", "classes covered", *extra, "seconds/run"], row,
            args.out / "zoo_quality.json", steps=args.steps, overrides=args.overrides, seeds=args.seeds)
     return 0
 

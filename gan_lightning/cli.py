@@ -254,30 +254,29 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     experiment.run.resume = None
     config = config_lib.validate(experiment)
     settings = config.callbacks.metrics
-    requested, want_ppl = _without_ppl(args.metrics)
-    only_ppl = want_ppl and not requested
-    for key, value in (("metrics", requested), ("n_samples", args.n), ("extractor", args.extractor),
+    for key, value in (("metrics", args.metrics), ("n_samples", args.n), ("extractor", args.extractor),
                        ("inception_weights", args.inception_weights), ("cache_dir", args.cache_dir),
-                       ("n_real", args.n_real), ("batch_size", args.batch_size), ("protocol", args.protocol)):
+                       ("n_real", args.n_real), ("batch_size", args.batch_size), ("protocol", args.protocol),
+                       ("vgg_weights", args.vgg_weights)):
         if value is not None:
             settings[key] = value
-    if args.n is not None and not only_ppl:
+    if args.n is not None:
         need, why = fewest_samples(settings.metrics)
         if args.n < need:
             raise GanLightningError(f"--n must be >= {need}{f' ({why})' if why else ''}, got {args.n}")
-    if not only_ppl:
-        config_lib.check_metrics_settings(settings)
+    config_lib.check_metrics_settings(settings)
     checkpoint = Path(args.checkpoint)
     run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
     step = int(model.batches_seen)
     protocol = "" if settings.protocol == "antialias" else f"_{settings.protocol}"  # the default keeps its old name
     report = run_dir / f"evaluation_step{step:07d}_{settings.extractor}{protocol}.json"
-    reads = {checkpoint: "the checkpoint", **({settings.inception_weights: "the Inception weights"}
-                                              if settings.inception_weights else {})}
+    reads = {checkpoint: "the checkpoint",
+             **({settings.inception_weights: "the Inception weights"} if settings.inception_weights else {}),
+             **({settings.vgg_weights: "the VGG16 weights"} if settings.vgg_weights else {})}
     check_not_read([report], "the report", reads, "rename the checkpoint (the report goes beside its run)")
     datamodule = build_datamodule(config)
     superres = hasattr(model, "evaluate_test_sets")
-    image_metrics = not only_ppl and (not superres or args.metrics is not None)
+    image_metrics = not superres or args.metrics is not None
     if image_metrics:
         scored = model.eval_sample_count(settings.n_samples, datamodule)  # a translation model: its test set
         need, why = fewest_samples(settings.metrics)
@@ -289,8 +288,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     scores = {"checkpoint": str(args.checkpoint), "step": step}
     if superres:  # PSNR/SSIM per test set next to bicubic; FID/KID only when --metrics asks
         scores.update(model.evaluate_test_sets(datamodule))
-    if want_ppl:  # checked first: a model without a mapping network refuses before any FID work
-        scores.update(_path_length(model, args, settings))
     if image_metrics:
         scores.update(evaluate(model, datamodule, settings))
     text = json.dumps(scores)
@@ -300,29 +297,6 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     except OSError as error:  # a read-only checkpoint folder: the scores are on stdout all the same
         print(f"note: could not write {report} ({error.strerror})", file=sys.stderr)
     return 0
-
-
-def _without_ppl(metrics: str | None) -> tuple[str | None, bool]:
-    """(--metrics without ppl, whether ppl was asked): ppl is scored by its own function, not the FID/IS/KID layer."""
-    if metrics is None:
-        return None, False
-    names = [name.strip() for name in metrics.split(",") if name.strip()]
-    return ",".join(name for name in names if name != "ppl") or None, "ppl" in names
-
-
-def _path_length(model, args: argparse.Namespace, settings) -> dict[str, Any]:
-    """``evaluate --metrics ppl``: perceptual path length in W over --n samples (default callbacks.metrics.n_samples)
-    with the VGG16 distance (--vgg-weights) or, for one-channel models, the MNIST net's."""
-    from gan_lightning.metrics.perceptual import build_distance
-    from gan_lightning.metrics.ppl import check_model, perceptual_path_length
-
-    check_model(model)
-    distance = build_distance(args.vgg_weights, model.sample_shape[0])
-    if distance is None:
-        raise GanLightningError(f"ppl: no offline perceptual network for {model.sample_shape[0]}-channel images; "
-                                "give --vgg-weights (torchvision's vgg16 file)")
-    return perceptual_path_length(model, distance, args.n if args.n is not None else settings.n_samples,
-                                  batch_size=settings.batch_size, seed=settings.seed)
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
@@ -523,8 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=None,
                           help="samples per extractor forward (default: callbacks.metrics.batch_size)")
     evaluate.add_argument("--vgg-weights", default=None, metavar="FILE",
-                          help="ppl: torchvision's vgg16 weights for the LPIPS-style distance (default for "
-                          "one-channel models: the MNIST net's)")
+                          help="ppl: torchvision's vgg16 weights for the LPIPS-style distance (default: "
+                          "callbacks.metrics.vgg_weights, else for one-channel models the MNIST net's)")
     evaluate.add_argument("--protocol", default=None, help="resize before the extractor: antialias, tf (as "
                           "torch-fidelity/torchmetrics) or clean (as clean-fid) (default: callbacks.metrics.protocol)")
     evaluate.set_defaults(handler=_cmd_evaluate)

@@ -5,12 +5,13 @@ two levels deep at most). Read from each: ``config.yaml``, ``metrics.csv`` (the 
 ``summary.json`` (wall time, written by ``train``) and the last grid under ``samples/``. Written to ``--out``:
 
 - ``compare.csv`` / ``compare.md``: one row per run (variant, dataset, batches, wall time, best FID and its batch,
-  final FID / IS / KID / precision / recall / density / coverage, classes covered or modes captured, final D and G
-  losses, and the config keys whose values differ between the runs); runs that differ only in ``run.seed`` are also
-  summarised as mean +- std per group;
+  final FID / IS / KID and every other registered score a run logged (precision / recall / density / coverage,
+  intra-class FID, CAS, PPL ...), classes covered or modes captured, final D and G losses, and the config keys whose
+  values differ between the runs); runs that differ only in ``run.seed`` are also summarised as mean +- std per
+  group;
 - ``fid.png``: val/fid against batches, one line per run; ``losses.png``: train/d_loss and train/g_loss;
-  ``manifold.png``: precision / recall / density / coverage, when runs logged them (their columns likewise);
-- ``--rank-by SCORE`` orders the rows best first by a final score (``recall``, ``coverage``, ``fid`` ...);
+  ``manifold.png``: precision / recall / density / coverage, when runs logged them;
+- ``--rank-by SCORE`` orders the rows best first by a final score (``recall``, ``coverage``, ``fid``, ``ppl`` ...);
 - ``samples.png``: the last sample grid of each run side by side, named.
 
 Everything is read and checked before anything is written, and each file is written to a temporary name and renamed.
@@ -42,7 +43,9 @@ from gan_lightning.rundir import check_writable
 
 # Keys that name or place a run rather than describe its experiment: never listed as a difference.
 _PLACEMENT_KEYS = {"run.dir", "run.name", "run.resume", "run.quiet"}
-# The k-NN scores (higher is better), in the order of their columns.
+# Scores with columns of their own in every table; the other registered scores get one when a run logged them.
+_FIXED_SCORES = ("fid", "is", "kid")
+# The k-NN scores plotted together in manifold.png.
 _MANIFOLD = ("precision", "recall", "density", "coverage")
 # The key that makes runs repetitions of one experiment.
 _SEED_KEY = "run.seed"
@@ -210,10 +213,14 @@ def _coverage(run: Run) -> str:
     return ""
 
 
-def manifold_scores(runs: list[Run]) -> list[str]:
-    """The k-NN scores (precision, recall, density, coverage) that at least one run logged: their columns appear
-    only then, so tables of FID-only runs stay as they were."""
-    return [name for name in _MANIFOLD if any(run.history.get(f"val/{name}") for run in runs)]
+def logged_scores(runs: list[Run]) -> list[str]:
+    """The registered scores beyond FID / IS / KID (and their spreads) that at least one run logged, in the
+    registry's order (precision, recall, density, coverage, intra_fid, cas, cas_real, ppl, then any registered
+    later): their columns appear only then, so tables of FID-only runs stay as they were."""
+    from gan_lightning.metrics.stats import score_keys
+
+    extra = [key for key in score_keys() if key not in _FIXED_SCORES and not key.endswith("_std")]
+    return [key for key in extra if any(run.history.get(f"val/{key}") for run in runs)]
 
 
 def rank_runs(runs: list[Run], score: str) -> list[Run]:
@@ -228,9 +235,9 @@ def rank_runs(runs: list[Run], score: str) -> list[Run]:
 
 
 def run_rows(runs: list[Run], keys: list[str]) -> tuple[list[str], list[list[str]]]:
-    manifold = manifold_scores(runs)
+    extra = logged_scores(runs)
     header = ["run", "variant", "dataset", "batches", "seconds", "best FID", "best FID batch", "final FID",
-              "final IS", "final KID", *[f"final {name}" for name in manifold], "classes / modes", "final D loss",
+              "final IS", "final KID", *[f"final {name}" for name in extra], "classes / modes", "final D loss",
               "final G loss", *keys]
     rows = []
     for run in runs:
@@ -238,7 +245,7 @@ def run_rows(runs: list[Run], keys: list[str]) -> tuple[list[str], list[list[str
         rows.append([run.name, str(run.config.get("model.name", "")), str(run.config.get("data.name", "")),
                      str(run.batches or ""), _number(run.seconds, 1), _number(best), str(best_batch or ""),
                      _number(run.last("val/fid")), _number(run.last("val/is")), _number(run.last("val/kid"), 4),
-                     *[_number(run.last(f"val/{name}"), 3) for name in manifold],
+                     *[_number(run.last(f"val/{name}"), 3) for name in extra],
                      _coverage(run), _number(run.last("train/d_loss"), 4), _number(run.last("train/g_loss"), 4),
                      *[str(run.config.get(key, "")) for key in keys]])
     return header, rows
@@ -259,11 +266,11 @@ def seed_groups(runs: list[Run], keys: list[str]) -> tuple[list[str], list[list[
         groups.setdefault(tuple(str(run.config.get(key, "")) for key in varying), []).append(run)
     if all(len(members) < 2 for members in groups.values()):
         return None
-    manifold = manifold_scores(runs)
-    header = [*varying, "runs", "best FID", "final FID", "final IS", "final KID", *[f"final {m}" for m in manifold]]
+    extra = logged_scores(runs)
+    header = [*varying, "runs", "best FID", "final FID", "final IS", "final KID", *[f"final {m}" for m in extra]]
     rows = []
     scores = [lambda r: r.best("val/fid")[0], lambda r: r.last("val/fid"), lambda r: r.last("val/is"),
-              lambda r: r.last("val/kid"), *[lambda r, m=m: r.last(f"val/{m}") for m in manifold]]
+              lambda r: r.last("val/kid"), *[lambda r, m=m: r.last(f"val/{m}") for m in extra]]
     for identity, members in groups.items():
         cells = [_mean_std([v for v in map(score, members) if v is not None]) for score in scores]
         rows.append([*identity, str(len(members)), *cells])
@@ -351,7 +358,7 @@ def compare(paths: list[str | Path], out: str | Path, rank_by: str | None = None
         written.append("fid.png")
     if _plot(runs, [("train/d_loss", "D loss"), ("train/g_loss", "G loss")], out / "losses.png"):
         written.append("losses.png")
-    manifold = manifold_scores(runs)
+    manifold = [name for name in logged_scores(runs) if name in _MANIFOLD]
     if manifold and _plot(runs, [(f"val/{name}", name) for name in manifold], out / "manifold.png"):
         written.append("manifold.png")
     if sample_sheet(runs, out / "samples.png"):

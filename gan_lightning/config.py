@@ -111,6 +111,9 @@ class MetricsCallbackConfig:
     cas_per_class: int = 500
     cas_epochs: int = 10  # cas: epochs of each classifier's training
     cas_test_root: str | None = None  # folder holding MNIST/raw/t10k-*-ubyte[.gz] (or the files themselves)
+    # perceptual path length (metric "ppl", models with a mapping network): torchvision's vgg16 file for the
+    # LPIPS-style distance; null = the MNIST net's distance (one-channel models only)
+    vgg_weights: str | None = None
 
 
 @dataclass

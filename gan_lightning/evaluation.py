@@ -14,6 +14,8 @@ process scoring the same samples.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -36,6 +38,7 @@ from gan_lightning.metrics.stats import (
     RealStats,
     StatsKey,
     extract,
+    needs_extractor,
     needs_real_stats,
     real_statistics,
 )
@@ -66,7 +69,9 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
     names = parse_metrics(settings.metrics)
     if len(model.sample_shape) != 3:
         raise MetricsError(f"FID/IS/KID need image samples, this model makes samples of shape {model.sample_shape}")
-    extractor = extractor or make_extractor(settings, model.device)
+    check_metrics_apply(names, model)
+    if extractor is None and needs_extractor(names):
+        extractor = make_extractor(settings, model.device)
     if real is None and needs_real_stats(names):
         real = real_stats_for(datamodule, extractor, settings)
     sample_level = [name for name in names if METRICS[name].compute is not None]
@@ -89,14 +94,22 @@ def evaluate(model: Any, datamodule: Any, settings: DictConfig, extractor: Featu
     return _report(result, scores.outputs, settings, extractor, real, names)
 
 
+def check_metrics_apply(metrics: str | list[str], model: Any) -> None:
+    """One ``MetricsError`` line for a requested metric that cannot measure ``model`` (ppl without a mapping
+    network, cas or intra_fid on an unconditional model), before any metric does work (or any training batch)."""
+    for name in parse_metrics(metrics):
+        if METRICS[name].check_model is not None:
+            METRICS[name].check_model(model)
+
+
 def _model_level(names: list[str], model: Any, datamodule: Any, settings: DictConfig,
-                 extractor: FeatureExtractor) -> dict[str, Any]:
-    """The requested metrics computed from the model and its data rather than from one set of features."""
+                 extractor: FeatureExtractor | None) -> dict[str, Any]:
+    """The requested metrics computed from the model and its data rather than from one set of features (the
+    registry's ``model_level`` functions: intra_fid, cas, ppl, and any registered later)."""
     result: dict[str, Any] = {}
-    if "intra_fid" in names:
-        result.update(intra_fid(model, datamodule, settings, extractor))
-    if "cas" in names:
-        result.update(classification_accuracy_score(model, datamodule, settings))
+    for name in names:
+        if METRICS[name].model_level is not None:
+            result.update(METRICS[name].model_level(model, datamodule, settings, extractor))
     return result
 
 
@@ -107,18 +120,45 @@ def _class_conditional(model: Any, metric: str) -> int:
     return classes
 
 
-def classification_accuracy_score(model: Any, datamodule: Any, settings: DictConfig) -> dict[str, Any]:
+def check_intra_fid(model: Any) -> None:
+    _class_conditional(model, "intra_fid")
+
+
+def check_cas(model: Any) -> None:
+    classes = _class_conditional(model, "cas")
+    if classes != 10:
+        raise MetricsError(f"cas trains a 10-digit classifier; this model has {classes} classes")
+
+
+def path_length(model: Any, datamodule: Any, settings: DictConfig,
+                extractor: FeatureExtractor | None = None) -> dict[str, Any]:
+    """Perceptual path length in W (gan_lightning/metrics/ppl.py) over ``n_samples`` pairs, batches of
+    ``batch_size``, seeded with ``seed``; the distance is VGG16's LPIPS-style one with ``vgg_weights``, else (for
+    one-channel models) the MNIST net's."""
+    from gan_lightning.metrics.perceptual import build_distance
+    from gan_lightning.metrics.ppl import perceptual_path_length
+
+    distance = build_distance(settings.vgg_weights, model.sample_shape[0])
+    if distance is None:
+        raise MetricsError(f"ppl: no offline perceptual network for {model.sample_shape[0]}-channel images; give "
+                           "callbacks.metrics.vgg_weights (evaluate --vgg-weights), torchvision's vgg16 file")
+    return perceptual_path_length(model, distance, settings.n_samples, batch_size=settings.batch_size,
+                                  seed=settings.seed)
+
+
+def classification_accuracy_score(model: Any, datamodule: Any, settings: DictConfig,
+                                  extractor: FeatureExtractor | None = None) -> dict[str, Any]:
     """CAS (Ravuri & Vinyals 2019) for digit models: the shipped classifier's network and recipe
-    (``fit_classifier``, ``cas_epochs`` epochs, seed ``seed``) trained once on ``cas_per_class`` generated digits per
-    class (latents seeded ``seed + class``) and once on as many real training digits per class; both accuracies on the
-    MNIST test split. Images are brought to 1 x 28 x 28 as the MNIST extractor does (luma, bilinear antialias)."""
+    (``fit_classifier``, ``cas_epochs`` epochs, seed ``seed``, one CPU thread) trained once on ``cas_per_class``
+    generated digits per class (latents seeded ``seed + class``) and once on as many real training digits per class;
+    both accuracies on the MNIST test split. Images are brought to 1 x 28 x 28 as the MNIST extractor does (luma,
+    bilinear antialias)."""
     from gan_lightning.metrics.extractors import to_net_input
     from gan_lightning.metrics.mnist import accuracy, load_mnist_test
     from gan_lightning.metrics.train_mnist_classifier import fit_classifier
 
-    classes = _class_conditional(model, "cas")
-    if classes != 10:
-        raise MetricsError(f"cas trains a 10-digit classifier; this model has {classes} classes")
+    check_cas(model)
+    classes = model.num_classes
     if settings.cas_test_root is None:
         raise MetricsError("cas needs the MNIST test split: set callbacks.metrics.cas_test_root to the folder holding "
                            "MNIST/raw/t10k-images-idx3-ubyte[.gz]")
@@ -135,10 +175,24 @@ def classification_accuracy_score(model: Any, datamodule: Any, settings: DictCon
     for key, images in (("cas", torch.cat(generated)), ("cas_real", torch.cat(real))):
         if not bool(torch.isfinite(images).all()):
             raise MetricsError("the generator produced non-finite samples (NaN/inf): the model diverged")
-        net = fit_classifier(to_net_input(images, 28, 1), labels, settings.cas_epochs, seed=settings.seed,
-                             verbose=False)
-        scores[key] = accuracy(net, test_images, test_labels)
+        with _one_cpu_thread():
+            net = fit_classifier(to_net_input(images, 28, 1), labels, settings.cas_epochs, seed=settings.seed,
+                                 verbose=False)
+            scores[key] = accuracy(net, test_images, test_labels)
     return scores
+
+
+@contextmanager
+def _one_cpu_thread() -> Iterator[None]:
+    """CAS's classifier is trained on one CPU thread: the score then does not depend on the machine's thread count
+    (float sums in another order train another network), and a 64-image step of this small net gains nothing from
+    more threads: on a shared 2-core machine two threads made each step 15x slower (0.59 s against 0.04 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def intra_fid(model: Any, datamodule: Any, settings: DictConfig, extractor: FeatureExtractor) -> dict[str, Any]:
@@ -169,10 +223,10 @@ def intra_fid(model: Any, datamodule: Any, settings: DictConfig, extractor: Feat
     return {"intra_fid": sum(fids) / len(fids), "intra_fid_per_class": fids}
 
 
-def _report(scores: dict[str, Any], fake: ExtractorOutput | None, settings: DictConfig, extractor: FeatureExtractor,
-            real: RealStats | None, names: list[str]) -> dict[str, Any]:
+def _report(scores: dict[str, Any], fake: ExtractorOutput | None, settings: DictConfig,
+            extractor: FeatureExtractor | None, real: RealStats | None, names: list[str]) -> dict[str, Any]:
     if fake is None:  # model-level metrics only
-        return {**scores, "extractor": extractor.name}
+        return {**scores, **({"extractor": extractor.name} if extractor is not None else {})}
     n_scored = int(fake.features.shape[0])  # a translation model has as many as its test set, maybe < n_samples
     if extractor.num_classes <= 100:  # a domain classifier: report which classes the generator produces
         histogram = class_histogram(fake.logits, extractor.num_classes)

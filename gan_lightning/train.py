@@ -181,6 +181,10 @@ def prepare(config: DictConfig, dry_run: bool = False) -> Prepared:
     # the config, and refusing it must not wait for a download, a decoding of the folder or a cache write.
     model = build_model(config, datamodule)
     model.check_data(datamodule)
+    if config.callbacks.metrics.enabled:  # e.g. ppl on a model without a mapping network: refused before training
+        from gan_lightning.evaluation import check_metrics_apply
+
+        check_metrics_apply(config.callbacks.metrics.metrics, model)
     if check_data:
         datamodule.check_batches()  # loads the data: a data problem shows before Lightning prints anything
     else:

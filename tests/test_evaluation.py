@@ -181,9 +181,15 @@ def test_cas_trains_the_fixed_classifier_on_generated_and_on_real_digits(fake_mn
     capsys.readouterr()
     assert main(["evaluate", checkpoint, "--metrics", "cas"]) == 1
     assert "set callbacks.metrics.cas_test_root" in capsys.readouterr().err
-    assert main(["evaluate", checkpoint, "--metrics", "cas", "callbacks.metrics.cas_per_class=4",
-                 "callbacks.metrics.cas_epochs=1", f"callbacks.metrics.cas_test_root={fake_mnist}",
-                 "callbacks.metrics.seed=2"]) == 0
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # the classifiers train on one thread whatever the caller's count, which is restored
+    try:
+        assert main(["evaluate", checkpoint, "--metrics", "cas", "callbacks.metrics.cas_per_class=4",
+                     "callbacks.metrics.cas_epochs=1", f"callbacks.metrics.cas_test_root={fake_mnist}",
+                     "callbacks.metrics.seed=2"]) == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(1)  # the reference below: one thread, as the score's recipe
     scores = json.loads(capsys.readouterr().out)
     # The recipe by hand: 4 samples of each class (latents seeded 2 + class), the first 4 real digits of each class,
     # one epoch of fit_classifier with seed 2 each, accuracy on the test split.
@@ -194,3 +200,4 @@ def test_cas_trains_the_fixed_classifier_on_generated_and_on_real_digits(fake_mn
     for key, images in (("cas", torch.cat([model.draw_samples(4, 2 + c, c) for c in range(10)])),
                         ("cas_real", torch.cat([data.real_samples_of_class(c, 4) for c in range(10)]))):
         assert scores[key] == accuracy(fit_classifier(images, labels, 1, seed=2, verbose=False), *test), key
+    torch.set_num_threads(threads)

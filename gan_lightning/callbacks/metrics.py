@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from gan_lightning.callbacks.periodic import PeriodicCallback
 from gan_lightning.evaluation import evaluate, make_extractor, real_stats_for
 from gan_lightning.loggers import publish_scalars, record_best
-from gan_lightning.metrics.stats import needs_real_stats, parse_metrics, score_keys
+from gan_lightning.metrics.stats import needs_extractor, needs_real_stats, parse_metrics, score_keys
 
 
 class ImageMetrics(PeriodicCallback):
@@ -35,7 +35,7 @@ class ImageMetrics(PeriodicCallback):
 
     def run(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
         step = trainer.global_step
-        if self.extractor is None:
+        if self.extractor is None and needs_extractor(self.settings.metrics):
             self.extractor = make_extractor(self.settings, pl_module.device)
             if needs_real_stats(self.settings.metrics):  # every rank computes the scores (files written atomically)
                 self.real = real_stats_for(trainer.datamodule, self.extractor, self.settings)

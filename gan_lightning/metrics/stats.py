@@ -10,6 +10,7 @@ truncated file; an unreadable or mismatching file is recomputed, never trusted.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import re
 import warnings
@@ -222,17 +223,36 @@ _precision_recall = _knn_metric(precision_recall, "precision_recall_k")
 _density_coverage = _knn_metric(density_coverage, "density_coverage_k")
 
 
+ModelLevel = Callable[[Any, Any, Any, FeatureExtractor | None], dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class MetricSpec:
     """One registered metric: ``compute(fake, real_stats, options)`` returns a dict holding ``keys`` (and maybe the
-    keys of sibling metrics computed by the same function, e.g. recall with precision: the function runs once)."""
+    keys of sibling metrics computed by the same function, e.g. recall with precision: the function runs once).
 
-    # None: a model-level metric, computed by gan_lightning.evaluation from the model and its data (intra-class FID)
+    A model-level metric (intra-class FID, CAS, PPL) has ``compute=None`` and ``model_level(model, datamodule,
+    settings, extractor)`` instead: it draws its own samples. ``check_model(model)`` refuses a model it cannot
+    measure (one ``MetricsError`` line) before any metric does work; ``uses_extractor=False`` means it never touches
+    the feature extractor (none is built for it alone)."""
+
     compute: Callable[[ExtractorOutput, RealStats | None, MetricOptions], dict[str, float]] | None
     keys: tuple[str, ...]
     needs_real: bool
     fewest_samples: Callable[[MetricOptions], tuple[int, str]]
     better: str = "lower"  # "lower" or "higher": how a sweep ranks runs by it
+    model_level: ModelLevel | None = None
+    check_model: Callable[[Any], None] | None = None
+    uses_extractor: bool = True
+
+
+def _deferred(module: str, function: str) -> Callable[..., Any]:
+    """``module.function``, imported at its first call: model-level metrics live beside the model code they need,
+    which imports this registry."""
+    def call(*args: Any) -> Any:
+        return getattr(importlib.import_module(module), function)(*args)
+    call.__qualname__ = f"{module}.{function}"
+    return call
 
 
 def _knn_need(what: str, attribute: str) -> Callable[[MetricOptions], tuple[int, str]]:
@@ -255,8 +275,16 @@ METRICS: dict[str, MetricSpec] = {
     "coverage": MetricSpec(_density_coverage, ("coverage",), True, _knn_need("coverage", "density_coverage_k"),
                            better="higher"),
     "intra_fid": MetricSpec(None, ("intra_fid",), False,
-                            lambda o: (2, "intra_fid estimates a covariance from the samples of each class")),
-    "cas": MetricSpec(None, ("cas", "cas_real"), False, lambda o: (1, ""), better="higher"),
+                            lambda o: (2, "intra_fid estimates a covariance from the samples of each class"),
+                            model_level=_deferred("gan_lightning.evaluation", "intra_fid"),
+                            check_model=_deferred("gan_lightning.evaluation", "check_intra_fid")),
+    "cas": MetricSpec(None, ("cas", "cas_real"), False, lambda o: (1, ""), better="higher",
+                      model_level=_deferred("gan_lightning.evaluation", "classification_accuracy_score"),
+                      check_model=_deferred("gan_lightning.evaluation", "check_cas"), uses_extractor=False),
+    "ppl": MetricSpec(None, ("ppl",), False,
+                      lambda o: (100, "ppl drops the path lengths below the 1st and above the 99th percentile"),
+                      model_level=_deferred("gan_lightning.evaluation", "path_length"),
+                      check_model=_deferred("gan_lightning.metrics.ppl", "check_model"), uses_extractor=False),
 }
 
 
@@ -298,6 +326,11 @@ def fewest_samples(metrics: str | Iterable[str], options: MetricOptions | None =
 def needs_real_stats(metrics: str | Iterable[str]) -> bool:
     """Whether any of these metrics compares against real statistics (FID, KID, ...) rather than fakes alone (IS)."""
     return any(METRICS[m].needs_real for m in parse_metrics(metrics))
+
+
+def needs_extractor(metrics: str | Iterable[str]) -> bool:
+    """Whether any of these metrics scores features (all but those that train or measure on their own, CAS, PPL)."""
+    return any(METRICS[m].uses_extractor for m in parse_metrics(metrics))
 
 
 def compute_metrics(

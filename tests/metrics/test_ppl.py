@@ -4,6 +4,7 @@ distances it is measured with."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -133,15 +134,34 @@ def test_evaluate_ppl_from_the_cli(fake_mnist: Path, tmp_path: Path, capsys) -> 
     run = tmp_path / "sg2"
     tiny_widths = ["model.latent_dim=8", "model.w_dim=8", "model.channel_base=64", "model.channel_max=8",
                    "model.mapping_layers=1"]
+    # ppl is a registered metric: the training callback logs it as val/ppl through the same path as evaluate
     assert main(["train", "stylegan2_digits", "trainer.max_steps=1", f"run.dir={run}", "run.quiet=true",
                  "callbacks.samples.every_n_steps=1000", "callbacks.samples.n=16", "data.batch_size=8",
-                 "data.limit=64", "callbacks.metrics.enabled=false", *tiny_widths]) == 0
+                 "data.limit=64", "callbacks.metrics.enabled=true", "callbacks.metrics.metrics=ppl",
+                 "callbacks.metrics.n_samples=100", "callbacks.metrics.batch_size=50", *tiny_widths]) == 0
+    during = json.loads((run / "metrics" / "step_0000001.json").read_text())
+    assert "val/ppl" in (run / "metrics.csv").read_text().splitlines()[0]  # a logged scalar, as val/fid is
     capsys.readouterr()
     assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", "ppl", "--n", "100"]) == 0
     scores = json.loads(capsys.readouterr().out)
-    assert scores["ppl"] > 0 and scores["ppl_n"] == 100 and "fid" not in scores
+    assert scores["ppl"] > 0 and scores["ppl_n"] == 100 and "fid" not in scores and "extractor" not in scores
+    assert scores["ppl"] == during["ppl"]  # same samples, same noise, same distance
+    # ... and equals the library function on the checkpoint's model with the same settings
+    from gan_lightning.loading import load_model
+    direct = perceptual_path_length(load_model(run / "checkpoints" / "last.ckpt"), mnist_distance(), 100,
+                                    batch_size=50, seed=0)
+    assert direct["ppl"] == scores["ppl"]
+    assert main(["compare", str(run), "--out", str(tmp_path / "compared"), "--rank-by", "ppl"]) == 0
+    rows = list(csv.DictReader((tmp_path / "compared" / "compare.csv").open()))
+    assert rows[0]["final ppl"] == f"{during['ppl']:.3f}"
     assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", "ppl", "--n", "10"]) == 1
-    assert "ppl needs --n >= 100" in capsys.readouterr().err
+    assert "--n must be >= 100 (ppl drops the path lengths below the 1st and above the 99th percentile)" in \
+        capsys.readouterr().err
+    # a model ppl cannot measure is refused before training, as by evaluate
+    assert main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, tmp_path / "refused", 1),
+                 "callbacks.metrics.enabled=true", "callbacks.metrics.metrics=fid,ppl"]) != 0
+    assert "ppl is measured in W: model dcgan" in capsys.readouterr().err
+    assert not (tmp_path / "refused" / "checkpoints").exists()
     main(["train", "dcgan_mnist", *tiny_overrides(fake_mnist, tmp_path / "dcgan", 1)])
     capsys.readouterr()
     assert main(["evaluate", str(tmp_path / "dcgan" / "checkpoints" / "last.ckpt"), "--metrics", "fid,ppl"]) == 1
