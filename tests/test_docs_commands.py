@@ -174,12 +174,12 @@ class TinyRuns:
 
     def run(self, experiment: str) -> Path:
         if experiment not in self.runs:
-            from tests.test_golden import _data, _model
+            from tests.test_golden import _model
 
             raw = OmegaConf.load(REPO / "experiments" / f"{experiment}.yaml")
             run = self.root / "runs" / experiment
             with pytest.MonkeyPatch.context() as patch:
-                data = _data(experiment, raw, self.root / "data" / experiment, patch)
+                data = self._data(experiment, raw, patch)
                 code = main(["train", experiment, f"run.dir={run}", "run.quiet=true", "trainer.accelerator=cpu",
                              f"trainer.max_steps={raw.model.get('n_critic', 1) + 1}", "trainer.max_epochs=null",
                              "callbacks.samples.every_n_steps=1", "callbacks.samples.n=8",
@@ -188,20 +188,25 @@ class TinyRuns:
                              "callbacks.metrics.n_samples=64", "callbacks.metrics.n_real=64",
                              "callbacks.metrics.cas_per_class=2", "callbacks.metrics.cas_epochs=1",
                              "callbacks.metrics.batch_size=32", f"callbacks.metrics.cache_dir={self.root / 'stats'}",
-                             "callbacks.metrics.enabled=false", *_model(raw), *data,
-                             # the embedded digits come sorted by class: a random 200 hold every class
-                             *(["data.limit=200", "data.limit_seed=0"] if raw.data.name == "digits" else [])])
+                             "callbacks.metrics.enabled=false", *_model(raw), *data])
             assert code == 0, f"the tiny {experiment} run failed"
             self.runs[experiment] = run
         return self.runs[experiment]
 
     def data_overrides(self, experiment: str) -> list[str]:
         """The tiny-model and tiny-data overrides of an experiment (train --dry-run puts the doc's after them)."""
-        from tests.test_golden import _data, _model
+        from tests.test_golden import _model
 
         raw = OmegaConf.load(REPO / "experiments" / f"{experiment}.yaml")
         with pytest.MonkeyPatch.context() as patch:
-            return [*_model(raw), *_data(experiment, raw, self.root / "data" / experiment, patch)]
+            return [*_model(raw), *self._data(experiment, raw, patch)]
+
+    def _data(self, experiment: str, raw, patch: pytest.MonkeyPatch) -> list[str]:
+        from tests.test_golden import _data
+
+        # the embedded digits come sorted by class: a random 200 hold every class (intra_fid, cas need them all)
+        digits = ["data.limit=200", "data.limit_seed=0"] if raw.data.name == "digits" else []
+        return [*_data(experiment, raw, self.root / "data" / experiment, patch), *digits]
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ from omegaconf import OmegaConf
 from gan_lightning.cli import main
 from gan_lightning.config import EXPERIMENTS_DIR
 
-ZOO = ["gan_mnist", "dcgan_mnist_paper", "cgan_mnist", "cgan_digits", "wgan_mnist", "wgan_gp_mnist", "sngan_mnist", "gan_ring",
-       "gan_grid", "wgan_gp_ring", "wgan_gp_grid", "pacgan_ring", "pacgan_grid", "gmgan_ring", "gmgan_grid"]
+ZOO = ["gan_mnist", "dcgan_mnist_paper", "cgan_mnist", "cgan_digits", "wgan_mnist", "wgan_gp_mnist", "sngan_mnist",
+       "gan_ring", "gan_grid", "wgan_gp_ring", "wgan_gp_grid", "pacgan_ring", "pacgan_grid", "gmgan_ring", "gmgan_grid"]
 
 
 def tiny(experiment: str, run_dir: Path, data_root: Path) -> list[str]:
