@@ -207,7 +207,9 @@ def make_family(key: str, steps: int | None, work: Path, figures: Path,
         path = figures / f"{key}_{name}.png"
         _, command = cli("sample", checkpoint, *options, "--out", str(path))
         extra["more_figures"].append({"figure": path.name, "what": what, "command": repo_relative(command, work)})
-    train_lines = [line for line in stdout.splitlines() if line.startswith("scores at batch")]
+    # the scores part of train's last line ("finished: ...; scores at batch N (...): fid ..; samples ...")
+    train_lines = [line[line.index("scores at batch"):].split("; ")[0] for line in stdout.splitlines()
+                   if "scores at batch" in line]
     return {"family": key, "experiment": family.experiment, "title": family.title, "figure": figure.name,
             "train_command": train_command.replace(str(work), "WORK"),
             "figure_command": repo_relative(str(extra.pop("figure_command")), work),

@@ -227,20 +227,11 @@ def _csv_scores(last: dict[str, float]) -> str | None:
 
 
 def _last_logged(path: Path) -> dict[str, float]:
-    """Each column's last non-empty value in a metrics.csv (rows hold different columns: train/* and val/* are
-    written apart); {} when there is none or it cannot be read."""
-    import csv
+    """Each column's value at the last batch it was logged in a metrics.csv (rows hold different columns: train/*
+    and val/* are written apart), read as ``compare`` reads it; {} when there is none or it cannot be read."""
+    from gan_lightning.compare import read_metrics  # compare imports this module
 
-    last: dict[str, float] = {}
     try:
-        with path.open(newline="") as handle:
-            for row in csv.DictReader(handle):
-                for key, value in row.items():
-                    if key and key != "step" and value not in (None, ""):
-                        try:
-                            last[key] = float(value)
-                        except ValueError:
-                            continue
-    except (OSError, csv.Error, UnicodeDecodeError):
+        return {key: series[-1][1] for key, series in sorted(read_metrics(path).items())}
+    except GanLightningError:
         return {}
-    return dict(sorted(last.items()))
