@@ -222,7 +222,6 @@ def project_images(checkpoint: str | Path, input_path: str | Path, out: str | Pa
     from gan_lightning.data_io import uint8_to_unit_range
     from gan_lightning.files import atomic_torch_save
     from gan_lightning.loading import load_model
-    from gan_lightning.metrics import MetricsError
     from gan_lightning.metrics.perceptual import build_distance
     from gan_lightning.models.latent import LatentGAN
     from gan_lightning.outputs import check_not_read, check_output_folder, save_image_file
@@ -256,10 +255,7 @@ def project_images(checkpoint: str | Path, input_path: str | Path, out: str | Pa
     channels, size = model.sample_shape[0], model.sample_shape[-1]
     if not perceptual and vgg_weights is not None:
         raise GanLightningError("--pixel-only and --vgg-weights: give one of them")
-    try:
-        distance = build_distance(vgg_weights, channels) if perceptual else None
-    except MetricsError as error:
-        raise GanLightningError(f"--vgg-weights: {error}") from None
+    distance = build_distance(vgg_weights, channels) if perceptual else None  # a bad file: one line naming it
     if distance is None and perceptual:
         print(f"note: no perceptual network for {channels}-channel images offline: pixel MSE alone (give "
               "--vgg-weights for LPIPS/VGG16)", file=sys.stderr)

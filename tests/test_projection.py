@@ -168,7 +168,7 @@ def test_project_cli_one_line_errors(tmp_path: Path, capsys) -> None:
         (["--input", str(tmp_path / "in"), "--out", str(tmp_path / "in" / "sub")], "inside the --input folder"),
         (["--input", str(images[0]), "--out", str(tmp_path / "o"), "--steps", "0"], "--steps must be >= 1"),
         (["--input", str(images[0]), "--out", str(tmp_path / "o"), "--vgg-weights", str(tmp_path / "notes.txt")],
-         "is not a torch weights file"),
+         "--vgg-weights: " + str(tmp_path / "notes.txt") + " cannot be read as a weights file"),
         (["--input", str(images[0]), "--out", str(tmp_path / "o"), "--pixel-only", "--vgg-weights", "x.pth"],
          "--pixel-only and --vgg-weights: give one of them"),
     ]

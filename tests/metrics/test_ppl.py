@@ -124,9 +124,9 @@ def test_vgg16_distance_reads_torchvision_features_and_refuses_other_files(tmp_p
     torch.testing.assert_close(distance(x, x), torch.zeros(2))
     assert (distance(x, y) > 0).all() and len(distance.features(x)) == 5
     torch.save({"something": torch.zeros(3)}, tmp_path / "other.pth")
-    with pytest.raises(GanLightningError, match="does not hold torchvision's VGG16 weights"):
+    with pytest.raises(GanLightningError, match=r"other.pth lacks features\.0\.weight \(expected torchvision's vgg16"):
         vgg16_distance(tmp_path / "other.pth")
-    with pytest.raises(GanLightningError, match="not found"):
+    with pytest.raises(GanLightningError, match="missing.pth does not exist"):
         vgg16_distance(tmp_path / "missing.pth")
 
 
