@@ -35,6 +35,7 @@ from gan_lightning.metrics.mnist import load_mnist_net
 
 VGG16_TAPS = (3, 8, 15, 22, 29)  # relu1_2 ... relu5_3 in torchvision's vgg16().features
 VGG16_TAP_CHANNELS = (64, 128, 256, 512, 512)
+VGG16_MIN_SIDE = 16  # relu5_3 comes after four 2 x 2 max pools: a smaller side pools to nothing
 MNIST_TAPS = (2, 5, 8, 11)  # after the ReLU of each conv stage, and of the 128-d feature layer
 # LPIPS v0.1's ScalingLayer, (x - shift) / scale on images in [-1, 1]: ImageNet's mean/std normalisation of (x + 1) / 2
 # (shift = 2 mean - 1, scale = 2 std), written in LPIPS's own numbers so results match the package's to the last bits.
@@ -96,6 +97,9 @@ class VGG16Distance(PerceptualDistance):
 
     def preprocess(self, images: Tensor) -> Tensor:
         x = images.float()
+        if min(x.shape[-2:]) < VGG16_MIN_SIDE:
+            raise ValueError(f"LPIPS/VGG16 needs images of at least {VGG16_MIN_SIDE}x{VGG16_MIN_SIDE} pixels (four "
+                             f"2x2 poolings before relu5_3), got {x.shape[-2]}x{x.shape[-1]}")
         if self.max_side is not None and x.shape[-1] > self.max_side:  # the reference's area downsampling
             x = F.adaptive_avg_pool2d(x, self.max_side)
         if x.shape[1] == 1:  # grey: the same value in R, G and B
