@@ -332,7 +332,7 @@ def _cmd_project(args: argparse.Namespace) -> int:
 
     count, space, out = project_images(args.checkpoint, args.input, args.out, ProjectionSettings(steps=args.steps),
                                        args.w_plus, args.vgg_weights, args.seed, args.batch_size,
-                                       perceptual=not args.pixel_only)
+                                       perceptual=not args.pixel_only, lpips_weights=args.lpips_weights)
     print(f"projected {count} images into {space}: {out}/*_projected.png, {out}/latents.pt, {out}/progress.png")
     return 0
 
@@ -552,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     projecting.add_argument("--vgg-weights", default=None, metavar="FILE",
                             help="torchvision's vgg16 ImageNet weights: LPIPS-style VGG16 distance (default: pixel "
                             "MSE + the MNIST net's distance for one-channel models, pixel MSE for others)")
+    projecting.add_argument("--lpips-weights", default=None, metavar="FILE",
+                            help="with --vgg-weights: LPIPS's learned weights (the lpips package's "
+                            "weights/v0.1/vgg.pth), learned LPIPS as stylegan2-ada's projector (default: unweighted)")
     projecting.add_argument("--pixel-only", action="store_true",
                             help="pixel MSE alone, no perceptual network (e.g. to score projections with the MNIST "
                             "classifier without having optimised against it)")
