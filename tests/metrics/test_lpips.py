@@ -93,6 +93,8 @@ def test_lpips_compares_at_full_size_where_projection_caps_at_256(weight_files, 
     assert vgg16_distance(*weight_files).preprocess(image).shape[-2:] == (256, 256)
     assert vgg16_distance(weight_files[0]).name == "vgg16-lpips"  # without the learned file: the baseline
     assert not vgg16_distance(weight_files[0]).learned and vgg16_distance(*weight_files).learned
+    with pytest.raises(ValueError, match="LPIPS/VGG16 needs images of at least 16x16 pixels .* got 15x40"):
+        lpips(torch.zeros(1, 3, 15, 40), torch.zeros(1, 3, 15, 40))  # relu5_3 would pool a side of 15 to nothing
 
 
 def _one_line_error(call, *match: str) -> None:
