@@ -118,24 +118,24 @@ def mnist_distance(weights_path: str | Path | None = None) -> PerceptualDistance
     return MNISTDistance("mnist-lpips", load_mnist_net(weights_path).body, MNIST_TAPS)
 
 
-def load_vgg16_features(weights_path: str | Path, option: str = "--vgg-weights") -> nn.Sequential:
+def load_vgg16_features(weights_path: str | Path) -> nn.Sequential:
     """torchvision's VGG16 ``features`` with the ImageNet weights of ``weights_path`` (its ``features.*`` entries,
     ``weights_only``); any other file is one MetricsError line naming it and the first wrong key or shape."""
     from gan_lightning.nets.vgg import load_vgg_weights, vgg_features
 
     features = vgg_features("vgg16", initialise=False)  # the file replaces every weight
     try:
-        load_vgg_weights(features, weights_path, "vgg16", option)
+        load_vgg_weights(features, weights_path, "vgg16", "--vgg-weights")
     except ConfigError as error:  # a bad file handed to a command is a bad input (exit 1), not a bad config
         raise MetricsError(str(error)) from None
     return features
 
 
-def load_lpips_weights(path: str | Path, option: str = "--lpips-weights") -> list[Tensor]:
+def load_lpips_weights(path: str | Path) -> list[Tensor]:
     """LPIPS v0.1's learned weights for VGG16 (the ``lpips`` package's ``weights/v0.1/vgg.pth``): per tap k the
     1 x 1 conv weight ``lin{k}.model.1.weight`` of shape (1, C_k, 1, 1), C = 64, 128, 256, 512, 512, non-negative
     (the package clamps them during training). Anything else is one MetricsError line naming the file and the key."""
-    path = Path(path)
+    path, option = Path(path), "--lpips-weights"
     expected = ("LPIPS v0.1's learned VGG weights, weights/v0.1/vgg.pth of the lpips package: "
                 "lin0..lin4.model.1.weight of shapes (1, C, 1, 1), C = " + ", ".join(map(str, VGG16_TAP_CHANNELS)))
     if not path.is_file():
