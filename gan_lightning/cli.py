@@ -257,7 +257,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for key, value in (("metrics", args.metrics), ("n_samples", args.n), ("extractor", args.extractor),
                        ("inception_weights", args.inception_weights), ("cache_dir", args.cache_dir),
                        ("n_real", args.n_real), ("batch_size", args.batch_size), ("protocol", args.protocol),
-                       ("vgg_weights", args.vgg_weights)):
+                       ("vgg_weights", args.vgg_weights), ("lpips_weights", args.lpips_weights)):
         if value is not None:
             settings[key] = value
     if args.n is not None:
@@ -272,10 +272,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     report = run_dir / f"evaluation_step{step:07d}_{settings.extractor}{protocol}.json"
     reads = {checkpoint: "the checkpoint",
              **({settings.inception_weights: "the Inception weights"} if settings.inception_weights else {}),
-             **({settings.vgg_weights: "the VGG16 weights"} if settings.vgg_weights else {})}
+             **({settings.vgg_weights: "the VGG16 weights"} if settings.vgg_weights else {}),
+             **({settings.lpips_weights: "the LPIPS weights"} if settings.lpips_weights else {})}
     check_not_read([report], "the report", reads, "rename the checkpoint (the report goes beside its run)")
-    datamodule = build_datamodule(config)
     superres = hasattr(model, "evaluate_test_sets")
+    lpips = _superres_lpips(settings, args) if superres else None  # both files checked before any work
+    datamodule = build_datamodule(config)
     image_metrics = not superres or args.metrics is not None
     if image_metrics:
         scored = model.eval_sample_count(settings.n_samples, datamodule)  # a translation model: its test set
@@ -286,8 +288,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                     "leave that metric out")
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     scores = {"checkpoint": str(args.checkpoint), "step": step}
-    if superres:  # PSNR/SSIM per test set next to bicubic; FID/KID only when --metrics asks
-        scores.update(model.evaluate_test_sets(datamodule))
+    if superres:  # PSNR/SSIM (LPIPS) per test set next to bicubic; FID/KID only when --metrics asks
+        scores.update(model.evaluate_test_sets(datamodule, lpips.to(model.device) if lpips is not None else None))
     if image_metrics:
         scores.update(evaluate(model, datamodule, settings))
     text = json.dumps(scores)
@@ -297,6 +299,24 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     except OSError as error:  # a read-only checkpoint folder: the scores are on stdout all the same
         print(f"note: could not write {report} ({error.strerror})", file=sys.stderr)
     return 0
+
+
+def _superres_lpips(settings, args: argparse.Namespace):
+    """LPIPS (v0.1, vgg) for a super-resolution evaluation when both weight files are given (read now, so a wrong one
+    is one line before any work); a note saying how to get it when neither is; one of them alone is an error."""
+    from gan_lightning.metrics.perceptual import lpips_vgg
+
+    if settings.vgg_weights and settings.lpips_weights:
+        return lpips_vgg(settings.vgg_weights, settings.lpips_weights)
+    if settings.lpips_weights or args.vgg_weights:
+        given, missing = (("--lpips-weights", "--vgg-weights (torchvision's vgg16-397923af.pth)") if
+                          settings.lpips_weights else
+                          ("--vgg-weights", "--lpips-weights (the lpips package's weights/v0.1/vgg.pth)"))
+        raise GanLightningError(f"{given}: LPIPS of a super-resolution checkpoint needs both weight files; give "
+                                f"{missing} too")
+    print("note: no LPIPS; to report it give --vgg-weights vgg16-397923af.pth (torchvision's VGG16) and "
+          "--lpips-weights vgg.pth (weights/v0.1/vgg.pth of the lpips package)", file=sys.stderr)
+    return None
 
 
 def _cmd_translate(args: argparse.Namespace) -> int:
@@ -312,7 +332,7 @@ def _cmd_project(args: argparse.Namespace) -> int:
 
     count, space, out = project_images(args.checkpoint, args.input, args.out, ProjectionSettings(steps=args.steps),
                                        args.w_plus, args.vgg_weights, args.seed, args.batch_size,
-                                       perceptual=not args.pixel_only)
+                                       perceptual=not args.pixel_only, lpips_weights=args.lpips_weights)
     print(f"projected {count} images into {space}: {out}/*_projected.png, {out}/latents.pt, {out}/progress.png")
     return 0
 
@@ -497,8 +517,13 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=int, default=None,
                           help="samples per extractor forward (default: callbacks.metrics.batch_size)")
     evaluate.add_argument("--vgg-weights", default=None, metavar="FILE",
-                          help="ppl: torchvision's vgg16 weights for the LPIPS-style distance (default: "
-                          "callbacks.metrics.vgg_weights, else for one-channel models the MNIST net's)")
+                          help="torchvision's vgg16 weights (vgg16-397923af.pth) for LPIPS: super-resolution "
+                          "checkpoints (with --lpips-weights) and ppl (default: callbacks.metrics.vgg_weights, else "
+                          "for one-channel models the MNIST net's)")
+    evaluate.add_argument("--lpips-weights", default=None, metavar="FILE",
+                          help="LPIPS's learned weights (the lpips package's weights/v0.1/vgg.pth): super-resolution "
+                          "checkpoints report LPIPS per test set; ppl uses learned LPIPS (default: "
+                          "callbacks.metrics.lpips_weights)")
     evaluate.add_argument("--protocol", default=None, help="resize before the extractor: antialias, tf (as "
                           "torch-fidelity/torchmetrics) or clean (as clean-fid) (default: callbacks.metrics.protocol)")
     evaluate.set_defaults(handler=_cmd_evaluate)
@@ -527,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
     projecting.add_argument("--vgg-weights", default=None, metavar="FILE",
                             help="torchvision's vgg16 ImageNet weights: LPIPS-style VGG16 distance (default: pixel "
                             "MSE + the MNIST net's distance for one-channel models, pixel MSE for others)")
+    projecting.add_argument("--lpips-weights", default=None, metavar="FILE",
+                            help="with --vgg-weights: LPIPS's learned weights (the lpips package's "
+                            "weights/v0.1/vgg.pth), learned LPIPS as stylegan2-ada's projector (default: unweighted)")
     projecting.add_argument("--pixel-only", action="store_true",
                             help="pixel MSE alone, no perceptual network (e.g. to score projections with the MNIST "
                             "classifier without having optimised against it)")

@@ -114,6 +114,9 @@ class MetricsCallbackConfig:
     # perceptual path length (metric "ppl", models with a mapping network): torchvision's vgg16 file for the
     # LPIPS-style distance; null = the MNIST net's distance (one-channel models only)
     vgg_weights: str | None = None
+    # LPIPS's learned per-channel weights for VGG16 (the lpips package's weights/v0.1/vgg.pth), used with vgg_weights:
+    # ppl on learned LPIPS, and super-resolution evaluate reports LPIPS; null = ppl on the unweighted (baseline) LPIPS
+    lpips_weights: str | None = None
 
 
 @dataclass

@@ -133,12 +133,12 @@ def check_cas(model: Any) -> None:
 def path_length(model: Any, datamodule: Any, settings: DictConfig,
                 extractor: FeatureExtractor | None = None) -> dict[str, Any]:
     """Perceptual path length in W (gan_lightning/metrics/ppl.py) over ``n_samples`` pairs, batches of
-    ``batch_size``, seeded with ``seed``; the distance is VGG16's LPIPS-style one with ``vgg_weights``, else (for
-    one-channel models) the MNIST net's."""
+    ``batch_size``, seeded with ``seed``; the distance is VGG16's LPIPS with ``vgg_weights`` (learned with
+    ``lpips_weights``), else (for one-channel models) the MNIST net's."""
     from gan_lightning.metrics.perceptual import build_distance
     from gan_lightning.metrics.ppl import perceptual_path_length
 
-    distance = build_distance(settings.vgg_weights, model.sample_shape[0])
+    distance = build_distance(settings.vgg_weights, model.sample_shape[0], settings.lpips_weights)
     if distance is None:
         raise MetricsError(f"ppl: no offline perceptual network for {model.sample_shape[0]}-channel images; give "
                            "callbacks.metrics.vgg_weights (evaluate --vgg-weights), torchvision's vgg16 file")

@@ -212,7 +212,8 @@ def project(space: LatentSpace, targets: Tensor, distance: nn.Module | None, set
 
 def project_images(checkpoint: str | Path, input_path: str | Path, out: str | Path, settings: ProjectionSettings,
                    w_plus: bool = False, vgg_weights: str | Path | None = None, seed: int = 0,
-                   batch_size: int = 16, perceptual: bool = True) -> tuple[int, str, Path]:
+                   batch_size: int = 16, perceptual: bool = True,
+                   lpips_weights: str | Path | None = None) -> tuple[int, str, Path]:
     """``gan-lightning project``: every image of ``input_path`` (a file or a folder) projected; writes into ``out``
     NAME_projected.png per image, latents.pt and progress.png. Returns (images, space name, out). ``perceptual``
     False: pixel MSE alone (projections then owe nothing to a network they may later be scored with)."""
@@ -222,7 +223,6 @@ def project_images(checkpoint: str | Path, input_path: str | Path, out: str | Pa
     from gan_lightning.data_io import uint8_to_unit_range
     from gan_lightning.files import atomic_torch_save
     from gan_lightning.loading import load_model
-    from gan_lightning.metrics import MetricsError
     from gan_lightning.metrics.perceptual import build_distance
     from gan_lightning.models.latent import LatentGAN
     from gan_lightning.outputs import check_not_read, check_output_folder, save_image_file
@@ -247,19 +247,19 @@ def project_images(checkpoint: str | Path, input_path: str | Path, out: str | Pa
                                 f"{next(s for s in stems if stems.count(s) > 1)!r}); their outputs would collide")
     outputs = [out / f"{stem}_projected.png" for stem in stems] + [out / "latents.pt", out / "progress.png"]
     reads = {checkpoint: "the checkpoint", **{path: "an input image" for path in files},
-             **({vgg_weights: "the VGG16 weights"} if vgg_weights else {})}
+             **({vgg_weights: "the VGG16 weights"} if vgg_weights else {}),
+             **({lpips_weights: "the LPIPS weights"} if lpips_weights else {})}
     check_not_read(outputs, "--out", reads)
     check_writable(out, "--out")
     model = load_model(checkpoint)
     if not isinstance(model, LatentGAN):
         raise GanLightningError(f"{checkpoint}: model {model.registry_name} has no latent space to project into")
     channels, size = model.sample_shape[0], model.sample_shape[-1]
-    if not perceptual and vgg_weights is not None:
-        raise GanLightningError("--pixel-only and --vgg-weights: give one of them")
-    try:
-        distance = build_distance(vgg_weights, channels) if perceptual else None
-    except MetricsError as error:
-        raise GanLightningError(f"--vgg-weights: {error}") from None
+    if not perceptual and (vgg_weights or lpips_weights) is not None:
+        raise GanLightningError(f"--pixel-only and {'--vgg-weights' if vgg_weights else '--lpips-weights'}: give one "
+                                "of them")
+    # a bad file is one line naming it; learned LPIPS with lpips_weights, as stylegan2-ada's projector
+    distance = build_distance(vgg_weights, channels, lpips_weights) if perceptual else None
     if distance is None and perceptual:
         print(f"note: no perceptual network for {channels}-channel images offline: pixel MSE alone (give "
               "--vgg-weights for LPIPS/VGG16)", file=sys.stderr)

@@ -2,7 +2,10 @@
 
 ``evaluate_superres`` scores a model on test sets the way papers report it (``gan_lightning.metrics.pixel``: PSNR and
 SSIM on saved-PNG levels, on the Y channel with ``scale`` border pixels cropped, and on RGB with the same crop), next
-to bicubic upscaling (MATLAB ``imresize``) of the same LR images, the baseline every model must beat.
+to bicubic upscaling (MATLAB ``imresize``) of the same LR images, the baseline every model must beat; given an LPIPS
+network (``gan_lightning.metrics.perceptual.lpips_vgg``), also LPIPS (lower is better) of both against the HR, on the
+same 8-bit levels as PSNR/SSIM (papers score saved PNGs), whole images at their own size, no border crop (as BasicSR's
+``calculate_lpips``).
 
 ``upscale_tiled`` upscales an image of any size piece by piece so a large photograph fits in memory: the LR image is
 cut into ``tile`` x ``tile`` cores, each core is upscaled together with ``overlap`` pixels of real context around it
@@ -17,28 +20,34 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from gan_lightning.data_io import uint8_to_unit_range
 from gan_lightning.errors import GanLightningError
 from gan_lightning.imresize import imresize
-from gan_lightning.metrics.pixel import psnr, ssim
+from gan_lightning.metrics.pixel import psnr, quantize, ssim
 
 Upscale = Callable[[Tensor], Tensor]
-METRIC_NAMES = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+METRIC_NAMES = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")  # and "lpips" when an LPIPS network is given
 
 
-def score_pair(sr: Tensor, hr: Tensor, scale: int) -> dict[str, float]:
+def score_pair(sr: Tensor, hr: Tensor, scale: int, lpips: nn.Module | None = None) -> dict[str, float]:
     """PSNR / SSIM of one super-resolved image against its HR (both (1, C, H, W) in [-1, 1]), on Y and on RGB, with
-    ``scale`` border pixels cropped (a grayscale image's Y and RGB scores are the same: it is scored as it is)."""
+    ``scale`` border pixels cropped (a grayscale image's Y and RGB scores are the same: it is scored as it is); with
+    ``lpips``, LPIPS of the whole 8-bit images, computed on ``lpips``'s device."""
     scores = {}
     for space, y_channel in (("y", True), ("rgb", False)):
         scores[f"psnr_{space}"] = float(psnr(sr, hr, crop_border=scale, y_channel=y_channel)[0])
         scores[f"ssim_{space}"] = float(ssim(sr, hr, crop_border=scale, y_channel=y_channel)[0])
+    if lpips is not None:
+        device = next(lpips.buffers()).device
+        sr_levels, hr_levels = (uint8_to_unit_range(quantize(image)).to(device) for image in (sr, hr))
+        scores["lpips"] = float(lpips(sr_levels, hr_levels)[0])
     return scores
 
 
 def _mean_scores(per_image: list[dict[str, float]]) -> dict[str, float]:
-    return {name: sum(scores[name] for scores in per_image) / len(per_image) for name in METRIC_NAMES}
+    return {name: sum(scores[name] for scores in per_image) / len(per_image) for name in per_image[0]}
 
 
 def bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
@@ -49,15 +58,15 @@ def bicubic_upscale(lr: Tensor, scale: int) -> Tensor:
 
 @torch.no_grad()
 def evaluate_superres(upscale: Upscale, test_sets: Mapping[str, Sequence[tuple[Tensor, Tensor]]],
-                      scale: int) -> dict[str, dict]:
-    """Per test set, the mean over its images of PSNR-Y, SSIM-Y, PSNR-RGB and SSIM-RGB of ``upscale(lr)`` against
-    the HR, and the same of bicubic upscaling of the same LR:
+                      scale: int, lpips: nn.Module | None = None) -> dict[str, dict]:
+    """Per test set, the mean over its images of PSNR-Y, SSIM-Y, PSNR-RGB and SSIM-RGB (and LPIPS with ``lpips``) of
+    ``upscale(lr)`` against the HR, and the same of bicubic upscaling of the same LR:
 
     ``{"Set5": {"images": 5, "psnr_y": .., "ssim_y": .., "psnr_rgb": .., "ssim_rgb": .., "bicubic": {...}}}``.
 
     ``upscale`` takes one LR image (1, C, h, w) in [-1, 1] (on the CPU) and returns (1, C, h scale, w scale) (on any
     device); an image it reproduces exactly has PSNR inf, and so has its set's mean. A wrong output size, or an image
-    too small for the border crop and SSIM's 11 x 11 window, is one GanLightningError line."""
+    too small for the border crop, SSIM's 11 x 11 window or LPIPS's VGG16, is one GanLightningError line."""
     results: dict[str, dict] = {}
     for name, pairs in test_sets.items():
         if not pairs:
@@ -69,10 +78,10 @@ def evaluate_superres(upscale: Upscale, test_sets: Mapping[str, Sequence[tuple[T
                 raise GanLightningError(f"test set {name}: upscaling a {tuple(lr.shape)} LR image gave "
                                         f"{tuple(sr.shape)}, not the HR's {tuple(hr.shape)} (scale {scale})")
             try:
-                model.append(score_pair(sr, hr, scale))
-            except ValueError as error:  # an image too small for the border crop and SSIM's window
+                model.append(score_pair(sr, hr, scale, lpips))
+            except ValueError as error:  # an image too small for the border crop, SSIM's window or VGG16
                 raise GanLightningError(f"test set {name}, image {index}: {error}") from None
-            bicubic.append(score_pair(bicubic_upscale(lr, scale), hr, scale))
+            bicubic.append(score_pair(bicubic_upscale(lr, scale), hr, scale, lpips))
         results[name] = {"images": len(pairs), **_mean_scores(model), "bicubic": _mean_scores(bicubic)}
     return results
 

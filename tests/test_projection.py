@@ -5,6 +5,7 @@ a plain G's Z), the files written, and one-line errors."""
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,10 @@ from gan_lightning.projection import (
     noise_regularization,
     project,
 )
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+from check_lpips import seeded_lpips_state, seeded_vgg16_state  # noqa: E402
 
 TINY_SG2 = {"latent_dim": 8, "w_dim": 8, "channel_base": 64, "channel_max": 8, "mapping_layers": 1}
 FAST = {"average_samples": 1000}
@@ -155,6 +160,12 @@ def test_project_cli_writes_latents_images_and_progress(tmp_path: Path, capsys) 
                  "--pixel-only", "--w-plus"]) == 0
     saved = torch.load(out / "latents.pt", weights_only=True)
     assert saved["perceptual"] == "pixel" and saved["space"] == "w+" and saved["latents"].shape == (2, 6, 8)
+    vgg, lin = tmp_path / "vgg16.pth", tmp_path / "lpips_vgg.pth"
+    torch.save(seeded_vgg16_state(), vgg)
+    torch.save(seeded_lpips_state(), lin)
+    assert main(["project", ckpt, "--input", str(tmp_path / "in"), "--out", str(out), "--steps", "2",
+                 "--vgg-weights", str(vgg), "--lpips-weights", str(lin)]) == 0
+    assert torch.load(out / "latents.pt", weights_only=True)["perceptual"] == "vgg16-lpips-learned"
 
 
 def test_project_cli_one_line_errors(tmp_path: Path, capsys) -> None:
@@ -168,9 +179,11 @@ def test_project_cli_one_line_errors(tmp_path: Path, capsys) -> None:
         (["--input", str(tmp_path / "in"), "--out", str(tmp_path / "in" / "sub")], "inside the --input folder"),
         (["--input", str(images[0]), "--out", str(tmp_path / "o"), "--steps", "0"], "--steps must be >= 1"),
         (["--input", str(images[0]), "--out", str(tmp_path / "o"), "--vgg-weights", str(tmp_path / "notes.txt")],
-         "is not a torch weights file"),
+         "--vgg-weights: " + str(tmp_path / "notes.txt") + " cannot be read as a weights file"),
         (["--input", str(images[0]), "--out", str(tmp_path / "o"), "--pixel-only", "--vgg-weights", "x.pth"],
          "--pixel-only and --vgg-weights: give one of them"),
+        (["--input", str(images[0]), "--out", str(tmp_path / "o"), "--lpips-weights", "x.pth"],
+         "--lpips-weights x.pth: LPIPS's learned weights sit on VGG16; give --vgg-weights"),
     ]
     for options, message in cases:
         assert main(["project", ckpt, *options]) == 1

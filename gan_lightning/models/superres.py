@@ -218,11 +218,12 @@ class SuperResolutionModel(ImageTranslationModel):
         rank, world = shard
         yield from torch.stack(tiles[:n]).split(batch_size)[rank::world]
 
-    def evaluate_test_sets(self, datamodule: Any) -> dict[str, Any]:
-        """PSNR/SSIM (Y and RGB) of G and of bicubic upscaling on every test set of the data, whole images."""
+    def evaluate_test_sets(self, datamodule: Any, lpips: nn.Module | None = None) -> dict[str, Any]:
+        """PSNR/SSIM (Y and RGB) of G and of bicubic upscaling on every test set of the data, whole images; LPIPS too
+        with an ``lpips`` network (``gan_lightning.metrics.perceptual.lpips_vgg``)."""
         from gan_lightning.superres_eval import evaluate_superres
 
-        return evaluate_superres(self.upscale, datamodule.test_sets(), self.scale)
+        return evaluate_superres(self.upscale, datamodule.test_sets(), self.scale, lpips)
 
 
 def crop_tiles(image: Tensor, size: int) -> list[Tensor]:

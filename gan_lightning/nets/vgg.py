@@ -1,4 +1,5 @@
-"""VGG19 features for perceptual (content) losses: SRGAN's relu5_4, ESRGAN's conv5_4 before the activation.
+"""VGG19 features for perceptual (content) losses: SRGAN's relu5_4, ESRGAN's conv5_4 before the activation; and the
+one reader of torchvision's VGG weights files (VGG19 here, VGG16 for the LPIPS distances of ``metrics/perceptual.py``).
 
 The network is torchvision's ``vgg19`` (built with ``weights=None``: its ImageNet weights cannot be downloaded
 offline), cut after the named layer. Layers are named as in the papers, ``conv{block}_{n}``, ``relu{block}_{n}``,
@@ -13,6 +14,7 @@ tests and offline recipes ask for that explicitly (see ``models/superres.py``); 
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import torch
@@ -25,18 +27,29 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def vgg19_features() -> nn.Sequential:
-    """torchvision's VGG19 ``features`` (convs, ReLUs, max pools), randomly initialised as ``vgg19(weights=None)``
-    initialises them: built by torchvision's own ``make_layers`` from its configuration "E" (VGG19), without the
-    classifier, whose 120M parameters a feature extractor never uses (and which take seconds to initialise)."""
+# torchvision's configuration letter and ImageNet weights file of each VGG the framework reads.
+VGG_NETWORKS = {"vgg16": ("D", "vgg16-397923af.pth"), "vgg19": ("E", "vgg19-dcbb9e9d.pth")}
+
+
+def vgg_features(network: str = "vgg19", initialise: bool = True) -> nn.Sequential:
+    """torchvision's ``features`` of ``network`` (convs, ReLUs, max pools), built by torchvision's own
+    ``make_layers`` without the classifier, whose 120M parameters a feature extractor never uses (and which take
+    seconds to initialise); ``initialise`` gives the convs the random initialisation ``vgg19(weights=None)`` gives
+    them (skip it when a weights file replaces them anyway)."""
     from torchvision.models.vgg import cfgs, make_layers
 
-    features = make_layers(cfgs["E"], batch_norm=False)
-    for module in features:
-        if isinstance(module, nn.Conv2d):  # torchvision's VGG._initialize_weights for convs
-            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(module.bias)
+    features = make_layers(cfgs[VGG_NETWORKS[network][0]], batch_norm=False)
+    if initialise:
+        for module in features:
+            if isinstance(module, nn.Conv2d):  # torchvision's VGG._initialize_weights for convs
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                nn.init.zeros_(module.bias)
     return features
+
+
+def vgg19_features() -> nn.Sequential:
+    """torchvision's VGG19 ``features``, randomly initialised as ``vgg19(weights=None)`` initialises them."""
+    return vgg_features("vgg19")
 
 
 def layer_names(features: nn.Sequential) -> list[str]:
@@ -56,7 +69,14 @@ def layer_names(features: nn.Sequential) -> list[str]:
     return names
 
 
-VGG19_LAYERS = tuple(layer_names(vgg19_features()))
+@functools.cache
+def vgg_layer_names(network: str) -> tuple[str, ...]:
+    """The paper names of ``network``'s ``features`` layers (built on the meta device: no memory, no init)."""
+    with torch.device("meta"):
+        return tuple(layer_names(vgg_features(network, initialise=False)))
+
+
+VGG19_LAYERS = vgg_layer_names("vgg19")
 
 
 def layer_index(name: str) -> int:
@@ -67,37 +87,45 @@ def layer_index(name: str) -> int:
     return VGG19_LAYERS.index(name)
 
 
-def load_vgg19_weights(features: nn.Sequential, path: str | Path) -> None:
-    """torchvision's vgg19 weights file (its ``features.*`` entries) into ``features`` (possibly cut short)."""
-    path = Path(path)
+def load_vgg_weights(features: nn.Sequential, path: str | Path, network: str = "vgg19",
+                     option: str = "model.vgg_weights") -> None:
+    """torchvision's ``network`` weights file (its ``features.*`` entries) into ``features`` (possibly cut short);
+    anything else is one ConfigError line starting with ``option`` and naming the file and the first wrong key."""
+    path, expected_file = Path(path), f"torchvision's {network} file, {VGG_NETWORKS[network][1]}"
     if not path.is_file():
-        raise ConfigError(f"model.vgg_weights: {path} does not exist (torchvision's vgg19 file, vgg19-dcbb9e9d.pth)")
+        raise ConfigError(f"{option}: {path} does not exist ({expected_file})")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # truncated, random or malicious bytes raise many kinds of errors
-        raise ConfigError(f"model.vgg_weights: {path} cannot be read as a weights file ({type(error).__name__})"
-                          ) from None
+        raise ConfigError(f"{option}: {path} cannot be read as a weights file ({type(error).__name__})") from None
+    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):  # a training script's wrapper
+        state = state["state_dict"]
     if not isinstance(state, dict):
-        raise ConfigError(f"model.vgg_weights: {path} is not a state dict (expected torchvision's vgg19 file)")
+        raise ConfigError(f"{option}: {path} is not a state dict (expected {expected_file})")
     prefix = "features."
     given = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
     expected = features.state_dict()
     missing = [key for key in expected if key not in given]
     if missing:
-        raise ConfigError(f"model.vgg_weights: {path} lacks {prefix}{missing[0]} (expected torchvision's vgg19 "
-                          "file, vgg19-dcbb9e9d.pth)")
-    # Keys beyond the cut are the later layers of the same network; a key that no VGG19 layer has means another file.
-    conv_keys = {f"{i}.{kind}" for i, name in enumerate(VGG19_LAYERS) if name.startswith("conv")
+        raise ConfigError(f"{option}: {path} lacks {prefix}{missing[0]} (expected {expected_file})")
+    # Keys beyond the cut are the later layers of the same network; a key that no layer of it has means another file.
+    conv_keys = {f"{i}.{kind}" for i, name in enumerate(vgg_layer_names(network)) if name.startswith("conv")
                  for kind in ("weight", "bias")}
     unexpected = [key for key in given if key not in conv_keys]
     if unexpected:
-        raise ConfigError(f"model.vgg_weights: {path} has {prefix}{unexpected[0]}, which VGG19 does not (expected "
-                          "torchvision's vgg19 file)")
+        raise ConfigError(f"{option}: {path} has {prefix}{unexpected[0]}, which {network.upper()} does not (expected "
+                          f"{expected_file})")
     for key, tensor in expected.items():
-        if given[key].shape != tensor.shape:
-            raise ConfigError(f"model.vgg_weights: {path}: {prefix}{key} has shape {tuple(given[key].shape)}, VGG19's "
-                              f"is {tuple(tensor.shape)}")
+        if not isinstance(given[key], torch.Tensor) or given[key].shape != tensor.shape:
+            shape = tuple(given[key].shape) if isinstance(given[key], torch.Tensor) else type(given[key]).__name__
+            raise ConfigError(f"{option}: {path}: {prefix}{key} has shape {shape}, {network.upper()}'s is "
+                              f"{tuple(tensor.shape)}")
     features.load_state_dict({key: given[key] for key in expected})
+
+
+def load_vgg19_weights(features: nn.Sequential, path: str | Path) -> None:
+    """torchvision's vgg19 weights file (``model.vgg_weights``) into ``features`` (possibly cut short)."""
+    load_vgg_weights(features, path, "vgg19")
 
 
 class VGGFeatures(nn.Module):

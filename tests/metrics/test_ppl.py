@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,10 @@ from gan_lightning.metrics.ppl import path_lengths, perceptual_path_length, ppl_
 from gan_lightning.models import DCGAN, StyleGAN2
 from gan_lightning.nets import stylegan2 as nets
 from tests.conftest import tiny_overrides
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+
+from check_lpips import seeded_lpips_state, seeded_vgg16_state  # noqa: E402
 
 
 def squared_l2(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -124,9 +129,9 @@ def test_vgg16_distance_reads_torchvision_features_and_refuses_other_files(tmp_p
     torch.testing.assert_close(distance(x, x), torch.zeros(2))
     assert (distance(x, y) > 0).all() and len(distance.features(x)) == 5
     torch.save({"something": torch.zeros(3)}, tmp_path / "other.pth")
-    with pytest.raises(GanLightningError, match="does not hold torchvision's VGG16 weights"):
+    with pytest.raises(GanLightningError, match=r"other.pth lacks features\.0\.weight \(expected torchvision's vgg16"):
         vgg16_distance(tmp_path / "other.pth")
-    with pytest.raises(GanLightningError, match="not found"):
+    with pytest.raises(GanLightningError, match="missing.pth does not exist"):
         vgg16_distance(tmp_path / "missing.pth")
 
 
@@ -151,6 +156,20 @@ def test_evaluate_ppl_from_the_cli(fake_mnist: Path, tmp_path: Path, capsys) -> 
     direct = perceptual_path_length(load_model(run / "checkpoints" / "last.ckpt"), mnist_distance(), 100,
                                     batch_size=50, seed=0)
     assert direct["ppl"] == scores["ppl"]
+    # learned LPIPS (as stylegan2-ada's PPL) when both VGG16 files are given: the same path, the learned distance
+    vgg, lin = tmp_path / "vgg16.pth", tmp_path / "lpips_vgg.pth"
+    torch.save(seeded_vgg16_state(), vgg)
+    torch.save(seeded_lpips_state(), lin)
+    assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", "ppl", "--n", "100",
+                 "--vgg-weights", str(vgg), "--lpips-weights", str(lin)]) == 0
+    learned = json.loads(capsys.readouterr().out)
+    assert learned["ppl_distance"] == "vgg16-lpips-learned"
+    direct = perceptual_path_length(load_model(run / "checkpoints" / "last.ckpt"), vgg16_distance(vgg, lin), 100,
+                                    batch_size=50, seed=0)
+    assert direct["ppl"] == learned["ppl"] != scores["ppl"]
+    assert main(["evaluate", str(run / "checkpoints" / "last.ckpt"), "--metrics", "ppl", "--n", "100",
+                 "--lpips-weights", str(lin)]) == 1
+    assert "LPIPS's learned weights sit on VGG16; give --vgg-weights" in capsys.readouterr().err
     assert main(["compare", str(run), "--out", str(tmp_path / "compared"), "--rank-by", "ppl"]) == 0
     rows = list(csv.DictReader((tmp_path / "compared" / "compare.csv").open()))
     assert rows[0]["final ppl"] == f"{during['ppl']:.3f}"
