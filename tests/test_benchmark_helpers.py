@@ -28,3 +28,20 @@ def test_run_all_and_report(tmp_path: Path, capsys) -> None:
     assert table in capsys.readouterr().out
     saved = json.loads((tmp_path / "out" / "t.json").read_text())
     assert saved["steps"] == 5 and saved["table"] == table and len(saved["runs"]) == 4
+
+
+def test_superres_quality_table_is_per_test_set_mean_std_and_gain_over_bicubic() -> None:
+    from superres_quality import ROWS, table
+
+    def scores(psnr: float) -> dict:
+        bicubic = {"psnr_y": 20.0, "ssim_y": 0.5, "psnr_rgb": 19.0, "ssim_rgb": 0.4}
+        return {"set": {"psnr_y": psnr, "ssim_y": 0.6, "psnr_rgb": psnr - 1, "ssim_rgb": 0.5, "bicubic": bicubic}}
+
+    runs = [{"scores": {row: scores(22.0 + seed + 2 * (row == "srgan")) for row in ROWS}} for seed in (0, 2)]
+    lines = table(runs).splitlines()
+    assert lines[2] == "| set | bicubic | 20.00 | 0.5000 | 19.00 | 0.4000 | 0 |"
+    # srresnet: PSNR-Y 22 and 24 -> mean 23, sample std sqrt(2) = 1.41; gain over bicubic's 20: 3 +- 1.41
+    assert lines[3] == ("| set | srresnet | 23.00 ± 1.41 | 0.6000 ± 0.0000 | 22.00 ± 1.41 | 0.5000 ± 0.0000 "
+                        "| 3.00 ± 1.41 |")
+    assert lines[4].startswith("| set | srgan | 25.00 ± 1.41 |") and lines[4].endswith("| 5.00 ± 1.41 |")
+    assert len(lines) == 3 + len(ROWS)
