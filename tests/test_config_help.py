@@ -134,6 +134,28 @@ def test_list_groups_experiments_by_family_with_their_first_sentence(capsys) -> 
     assert "dcgan_mnist_paper DCGAN (Radford et al. 2015) on MNIST as published [dcgan]" in " ".join(out.split())
 
 
+# Listed first sentences longer than this make `gan-lightning list` a wall of text; the rest of a header follows them.
+LISTED_SENTENCE_LIMIT = 120
+# dcgan_digits is excluded until its header is rewritten (its first sentence is 165 characters).
+LONG_LISTED_SENTENCE_ALLOWED = {"dcgan_digits"}
+
+
+def test_every_shipped_experiment_is_listed_with_a_short_first_sentence(monkeypatch, capsys) -> None:
+    monkeypatch.delenv(config_lib.EXPERIMENTS_ENV, raising=False)  # the shipped experiments only
+    shipped = sorted(config_lib.EXPERIMENTS_DIR.glob("*.yaml"))
+    assert len(shipped) >= 30
+    assert main(["list"]) == 0
+    listing = " ".join(capsys.readouterr().out.split())
+    too_long = {}
+    for path in shipped:
+        model, sentence = config_lib.experiment_summary(path)
+        assert sentence != "(no header comment)", path.name
+        assert f"{path.stem} {sentence} [{model}]" in listing, path.name
+        if len(sentence) > LISTED_SENTENCE_LIMIT and path.stem not in LONG_LISTED_SENTENCE_ALLOWED:
+            too_long[path.stem] = len(sentence)
+    assert too_long == {}
+
+
 def test_the_first_sentence_of_a_header(tmp_path) -> None:
     path = tmp_path / "mine.yaml"
     path.write_text("# WGAN (Arjovsky et al. 2017) on digits, e.g. 32 px. More detail\n# here.\nmodel:\n  name: wgan\n")
