@@ -130,9 +130,30 @@ def test_list_groups_experiments_by_family_with_their_first_sentence(capsys) -> 
     assert "wgan_gp_grid" in latent and "cgan_mnist" in latent and "stylegan2_digits" in latent
     assert "pix2pix_facades" in translation and "cyclegan_digits_invert" in translation
     assert "srgan_digits" in superres and "esrgan_photos" in superres and "srgan_digits" not in translation
-    # "et al. 2015" does not end a sentence; ". " does
-    assert "DCGAN (Radford et al. 2015) on MNIST as published:" in " ".join(out.split())
-    assert "for both networks, batch 128 [dcgan]" in " ".join(out.split())
+    # "et al. 2015" does not end a sentence; ". " does (the header goes on "as published. Strided convs, ...")
+    assert "dcgan_mnist_paper DCGAN (Radford et al. 2015) on MNIST as published [dcgan]" in " ".join(out.split())
+
+
+# Listed first sentences longer than this make `gan-lightning list` a wall of text; the rest of a header follows them.
+LISTED_SENTENCE_LIMIT = 120
+# dcgan_digits is excluded until its header is rewritten (its first sentence is 165 characters).
+LONG_LISTED_SENTENCE_ALLOWED = {"dcgan_digits"}
+
+
+def test_every_shipped_experiment_is_listed_with_a_short_first_sentence(monkeypatch, capsys) -> None:
+    monkeypatch.delenv(config_lib.EXPERIMENTS_ENV, raising=False)  # the shipped experiments only
+    shipped = sorted(config_lib.EXPERIMENTS_DIR.glob("*.yaml"))
+    assert len(shipped) >= 30
+    assert main(["list"]) == 0
+    listing = " ".join(capsys.readouterr().out.split())
+    too_long = {}
+    for path in shipped:
+        model, sentence = config_lib.experiment_summary(path)
+        assert sentence != "(no header comment)", path.name
+        assert f"{path.stem} {sentence} [{model}]" in listing, path.name
+        if len(sentence) > LISTED_SENTENCE_LIMIT and path.stem not in LONG_LISTED_SENTENCE_ALLOWED:
+            too_long[path.stem] = len(sentence)
+    assert too_long == {}
 
 
 def test_the_first_sentence_of_a_header(tmp_path) -> None:
