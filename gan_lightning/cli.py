@@ -403,7 +403,7 @@ def _cmd_list(args: argparse.Namespace) -> int:
         print(f"\n{family}")
         for name, model, description in by_family[family]:
             print(textwrap.fill(f"{description} [{model}]", width=118, initial_indent=f"  {name:<{width}}  ",
-                                subsequent_indent=" " * (width + 4)))
+                                subsequent_indent=" " * (width + 4), break_on_hyphens=False))  # "mode-collapse" whole
     print()
     print("models:      " + ", ".join(registry.model_names()))
     print("datamodules: " + ", ".join(registry.datamodule_names()))
