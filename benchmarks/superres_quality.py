@@ -69,8 +69,10 @@ def run_chain(task: str, seed: int, out: Path, threads: int, steps: int | None) 
         run_dir = base / row
         extra = [f"model.init_from={checkpoint(base / start)}"] if start else []
         extra += [f"trainer.max_steps={steps}"] if steps else []
-        timing = run_dir / "train_seconds.txt"  # kept, so a rerun that skips a finished stage still reports it
-        if not checkpoint(run_dir).is_file():
+        # written when the stage ends: a rerun skips finished stages (and still reports their time) and redoes
+        # one that was cut short (its periodic last.ckpt is not the end of its schedule)
+        timing = run_dir / "train_seconds.txt"
+        if not timing.is_file():
             timing_value = train_run(experiment.format(task=task), seed, run_dir, [*overrides, *extra], threads)
             timing.write_text(f"{timing_value:.1f}\n")
         seconds[row] = float(timing.read_text())
