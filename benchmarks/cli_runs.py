@@ -115,15 +115,21 @@ def known_answer_benchmark(doc: str, experiment: str, errors: Callable[[Any, Any
 
 def score_run(run_dir: Path, data_root: Path, errors: Callable[[Any, Any], dict[str, float]]) -> dict[str, float]:
     """``errors(model, datamodule)`` for the last checkpoint of ``run_dir``, its data read from ``data_root``."""
+    return errors(*model_and_data(run_dir / "checkpoints" / "last.ckpt", {"root": str(data_root)}))
+
+
+def model_and_data(checkpoint: Path, data: dict[str, Any] | None = None) -> tuple[Any, Any]:
+    """The model of ``checkpoint`` and the datamodule of the experiment it was trained with, ``data``
+    keys overriding its ``data`` section (e.g. where its files lie on this machine)."""
     from omegaconf import OmegaConf
 
     from gan_lightning.config import validate
     from gan_lightning.loading import load_model
     from gan_lightning.train import build_datamodule
 
-    model = load_model(run_dir / "checkpoints" / "last.ckpt")
-    config = OmegaConf.merge(OmegaConf.create(model.hparams["experiment"]), {"data": {"root": str(data_root)}})
-    return errors(model, build_datamodule(validate(config)))
+    model = load_model(checkpoint)
+    config = OmegaConf.merge(OmegaConf.create(model.hparams["experiment"]), {"data": data or {}})
+    return model, build_datamodule(validate(config))
 
 
 def pixel_error(x: Any, y: Any) -> float:

@@ -27,9 +27,9 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from cli_runs import run_all, summary, train_run
+from cli_runs import model_and_data, run_all, summary, train_run
 
-# (row, experiment, extra overrides, checkpoint the stage starts from); {task}, {dir} filled per task and seed
+# (row, experiment, extra overrides, the row whose checkpoint the stage starts from); {task} filled per task
 STAGES = (
     ("srresnet", "srresnet_{task}", [], None),
     ("srgan", "srgan_{task}", [], "srresnet"),
@@ -48,15 +48,13 @@ def checkpoint(run_dir: Path) -> Path:
 
 def score(path: Path) -> dict[str, Any]:
     """``gan-lightning evaluate``'s super-resolution scores of a checkpoint: {test set: {metric: value, "bicubic"}}."""
-    from omegaconf import OmegaConf
-
-    from gan_lightning.config import validate
-    from gan_lightning.loading import load_model
-    from gan_lightning.train import build_datamodule
-
-    model = load_model(path)
-    datamodule = build_datamodule(validate(OmegaConf.create(model.hparams["experiment"])))
+    model, datamodule = model_and_data(path)
     return model.eval().evaluate_test_sets(datamodule)
+
+
+def stage_checkpoint(base: Path, row: str) -> Path:
+    """Where a row's checkpoint lies in a task and seed's folder: a trained stage's last.ckpt, or the interpolation."""
+    return base / f"{row}.ckpt" if row == INTERPOLATION[0] else checkpoint(base / row)
 
 
 def run_chain(task: str, seed: int, out: Path, threads: int, steps: int | None) -> dict[str, Any]:
@@ -78,7 +76,7 @@ def run_chain(task: str, seed: int, out: Path, threads: int, steps: int | None) 
         seconds[row] = float(timing.read_text())
         scores[row] = score(checkpoint(run_dir))
     row, first, second, alpha = INTERPOLATION
-    mixed = base / f"{row}.ckpt"
+    mixed = stage_checkpoint(base, row)
     if not mixed.is_file():
         interpolate_checkpoints(checkpoint(base / first), checkpoint(base / second), alpha, mixed)
     scores[row] = score(mixed)
@@ -105,20 +103,16 @@ def crop_figures(out: Path, task: str, seed: int, figures: Path, size: int = 48)
     """For each test image of ``task``: a crop (the ``size`` px HR square of most detail) of LR nearest-upsampled,
     bicubic, each model's output and HR, side by side, written to ``figures/superres_<task>_<image>.png``."""
     import torch
-    from omegaconf import OmegaConf
     from PIL import Image
 
     from datamodules.superres import PHOTOS_TEST
-    from gan_lightning.config import validate
     from gan_lightning.loading import load_model
     from gan_lightning.superres_eval import bicubic_upscale
-    from gan_lightning.train import build_datamodule
 
     base = out / task / f"seed{seed}"
-    models = {row: load_model(checkpoint(base / row) if row != INTERPOLATION[0] else base / f"{row}.ckpt").eval()
-              for row in ("srresnet", "srgan", "esrgan", INTERPOLATION[0])}
-    first = models["srresnet"]
-    datamodule = build_datamodule(validate(OmegaConf.create(first.hparams["experiment"])))
+    first, datamodule = model_and_data(stage_checkpoint(base, "srresnet"))
+    models = {"srresnet": first.eval(), **{row: load_model(stage_checkpoint(base, row)).eval()
+                                           for row in ("srgan", "esrgan", INTERPOLATION[0])}}
     scale = first.scale
     written = []
     for test_set, pairs in datamodule.test_sets().items():

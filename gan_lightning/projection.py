@@ -255,7 +255,7 @@ def project_images(checkpoint: str | Path, input_path: str | Path, out: str | Pa
     if not isinstance(model, LatentGAN):
         raise GanLightningError(f"{checkpoint}: model {model.registry_name} has no latent space to project into")
     channels, size = model.sample_shape[0], model.sample_shape[-1]
-    if not perceptual and (vgg_weights or lpips_weights) is not None:
+    if not perceptual and (vgg_weights is not None or lpips_weights is not None):
         raise GanLightningError(f"--pixel-only and {'--vgg-weights' if vgg_weights else '--lpips-weights'}: give one "
                                 "of them")
     # a bad file is one line naming it; learned LPIPS with lpips_weights, as stylegan2-ada's projector
