@@ -97,3 +97,10 @@ def test_ffhq_discriminator_uses_groups_of_eight(tmp_path: Path, one_torch_threa
     model = load_model(run / "checkpoints" / "last.ckpt")
     assert model.discriminator.mbstd_group == 8
     assert main(["train", "stylegan2_ffhq", "model.mbstd_group=0", "--dry-run"]) == 2
+
+
+def test_mbstd_channels_must_divide_the_4x4_width(capsys) -> None:
+    # stylegan2_digits: min(256 // 4, 32) = 32 channels at 4x4
+    assert main(["train", "stylegan2_digits", "model.mbstd_channels=5", "--dry-run"]) == 2
+    assert "model.mbstd_channels: 5; accepted: an int >= 1 that divides" in capsys.readouterr().err
+    assert main(["train", "stylegan2_digits", "model.mbstd_channels=4", "--dry-run"]) == 0

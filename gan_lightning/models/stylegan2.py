@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from gan_lightning.errors import GanLightningError
 from gan_lightning.models.base import AdversarialConfig, eval_forward
 from gan_lightning.models.latent import LatentGAN
-from gan_lightning.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator
+from gan_lightning.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, channels_at
 from gan_lightning.registry import register_model
 from gan_lightning.techniques import EMA, Augmentation, LatentPrior
 from gan_lightning.techniques.augmentation import AugmentationConfig
@@ -52,6 +52,7 @@ class StyleGAN2Config(AugmentationConfig, EMAConfig, PathLengthConfig, R1Config,
     mapping_layers: int = 8  # layers of the mapping network z -> w
     mapping_lr_multiplier: float = 0.01  # the mapping network's learning rate relative to lr_g (equalised lr)
     mbstd_group: int = 4  # D's minibatch standard deviation group (the reference's mbstd; paper256: 8)
+    mbstd_channels: int = 1  # channels the minibatch std appends (the reference's mbstd_num_channels, 1)
     style_mixing: float = 0.9  # probability that a training forward mixes two zs' ws
     r1_gamma: float | None = None  # null: 0.0002 * resolution^2 / 32 (the reference heuristic at batch 32)
     pl_weight: float = 2.0
@@ -75,6 +76,9 @@ class StyleGAN2(LatentGAN):
                 ("mapping_layers", config.mapping_layers >= 1, "an int >= 1"),
                 ("mapping_lr_multiplier", config.mapping_lr_multiplier > 0, "a float > 0"),
                 ("mbstd_group", config.mbstd_group >= 1, "an int >= 1"),
+                ("mbstd_channels", config.mbstd_channels >= 1
+                 and channels_at(4, config.channel_base, config.channel_max) % config.mbstd_channels == 0,
+                 "an int >= 1 that divides D's channels at 4x4 (min(channel_base // 4, channel_max))"),
                 ("style_mixing", 0.0 <= config.style_mixing <= 1.0, "a float in [0, 1]")]
 
     def build_generator(self) -> nn.Module:
@@ -86,7 +90,7 @@ class StyleGAN2(LatentGAN):
     def build_discriminator(self) -> nn.Module:
         c = self.config
         return StyleGAN2Discriminator(self.d_input_shape[0], self.d_input_shape[-1], c.channel_base, c.channel_max,
-                                      self.num_classes, c.mbstd_group)
+                                      self.num_classes, c.mbstd_group, c.mbstd_channels)
 
     def regularization_intervals(self) -> tuple[int | None, int | None]:
         """(D's, G's) lazy regularisation interval, None where that regulariser is off."""

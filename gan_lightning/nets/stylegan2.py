@@ -293,18 +293,22 @@ def truncate(ws: Tensor, w_avg: Tensor, psi: float, cutoff: int | None = None) -
     return torch.cat([w_avg.lerp(ws[:, :cutoff], psi), ws[:, cutoff:]], dim=1)
 
 
-def minibatch_stddev(x: Tensor, group_size: int = 4) -> Tensor:
-    """Append one channel: the standard deviation of each feature over a group of samples, averaged over features
-    and pixels, the same for every sample of a group (Karras et al. 2018). The group is clamped to the batch (and
-    lowered until it divides the batch); sample i belongs to group i mod (N / group), as in the reference."""
+def minibatch_stddev(x: Tensor, group_size: int = 4, num_channels: int = 1) -> Tensor:
+    """Append ``num_channels`` channels: the standard deviation of each feature over a group of samples, averaged over
+    pixels and over the features of one of ``num_channels`` equal slices of the channels, the same for every sample of
+    a group (Karras et al. 2018; the reference's ``mbstd_num_channels``, 1 by default). The group is clamped to the
+    batch (and lowered until it divides the batch); sample i belongs to group i mod (N / group), as in the
+    reference."""
     n, c, h, w = x.shape
+    if c % num_channels:
+        raise ValueError(f"minibatch std: {c} channels do not split into {num_channels} equal slices")
     group = min(group_size, n)
     while n % group:
         group -= 1
-    y = x.float().reshape(group, -1, c, h, w)
-    y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # n/G x C x H x W: std over each group
-    y = y.mean(dim=(1, 2, 3)).to(x.dtype)  # n/G
-    y = y.reshape(-1, 1, 1, 1).repeat(group, 1, h, w)
+    y = x.float().reshape(group, -1, num_channels, c // num_channels, h, w)
+    y = (y - y.mean(dim=0)).square().mean(dim=0).add(1e-8).sqrt()  # n/G x F x C/F x H x W: std over each group
+    y = y.mean(dim=(2, 3, 4)).to(x.dtype)  # n/G x F
+    y = y.reshape(-1, num_channels, 1, 1).repeat(group, 1, h, w)
     return torch.cat([x, y], dim=1)
 
 
@@ -325,7 +329,7 @@ class StyleGAN2Discriminator(nn.Module):
     the score is the projection <out(x), embed(y)> / sqrt(dim)."""
 
     def __init__(self, channels: int, image_size: int, channel_base: int = 32768, channel_max: int = 512,
-                 num_classes: int | None = None, mbstd_group: int = 4):
+                 num_classes: int | None = None, mbstd_group: int = 4, mbstd_channels: int = 1):
         super().__init__()
         log2 = resolution_log2(image_size)
         width = {2**k: channels_at(2**k, channel_base, channel_max) for k in range(2, log2 + 1)}
@@ -333,8 +337,10 @@ class StyleGAN2Discriminator(nn.Module):
         self.blocks = nn.Sequential(*(DiscriminatorBlock(width[2**k], width[2 ** (k - 1)])
                                       for k in range(log2, 2, -1)))
         top = width[4]
-        self.mbstd_group = mbstd_group
-        self.conv = EqualConv2d(top + 1, top, 3)
+        if top % mbstd_channels:
+            raise ValueError(f"mbstd_channels {mbstd_channels} must divide D's {top} channels at 4x4")
+        self.mbstd_group, self.mbstd_channels = mbstd_group, mbstd_channels
+        self.conv = EqualConv2d(top + mbstd_channels, top, 3)
         self.fc = EqualLinear(top * 16, top, activation=True)
         self.num_classes = num_classes
         self.cmap_dim = top if num_classes else 1
@@ -344,7 +350,7 @@ class StyleGAN2Discriminator(nn.Module):
     def features(self, x: Tensor, labels: Tensor | None = None) -> Tensor:
         """The last hidden layer (N x channels), before the output layer."""
         x = self.blocks(self.from_rgb(x))
-        x = self.conv(minibatch_stddev(x, self.mbstd_group))
+        x = self.conv(minibatch_stddev(x, self.mbstd_group, self.mbstd_channels))
         return self.fc(x.flatten(1))
 
     def forward(self, x: Tensor, labels: Tensor | None = None) -> Tensor:

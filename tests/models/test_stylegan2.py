@@ -124,6 +124,25 @@ def test_minibatch_std_appends_the_hand_computed_group_std() -> None:
     torch.testing.assert_close(small[0, 3, 0, 0], (x[:3].var(dim=0, unbiased=False) + 1e-8).sqrt().mean())
 
 
+def test_minibatch_std_with_several_channels_gives_one_std_per_channel_slice() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(8, 6, 4, 4)
+    out = nets.minibatch_stddev(x, 4, num_channels=3)
+    assert out.shape == (8, 9, 4, 4) and torch.equal(out[:, :6], x)
+    for first in (0, 1):
+        group = x[first::2]
+        for slice_index in range(3):  # channels 2k, 2k + 1 make slice k (the reference's reshape)
+            part = group[:, 2 * slice_index : 2 * slice_index + 2]
+            expected = (part.var(dim=0, unbiased=False) + 1e-8).sqrt().mean()
+            for i in range(first, 8, 2):
+                torch.testing.assert_close(out[i, 6 + slice_index], expected.expand(4, 4))
+    torch.testing.assert_close(nets.minibatch_stddev(x, 4, num_channels=1), nets.minibatch_stddev(x, 4))
+    with pytest.raises(ValueError, match="do not split into 4 equal slices"):
+        nets.minibatch_stddev(x, 4, num_channels=4)
+    d = nets.StyleGAN2Discriminator(1, 8, channel_base=64, channel_max=16, mbstd_channels=4)
+    assert d.conv.weight.shape[1] == 16 + 4 and d(torch.randn(4, 1, 8, 8)).shape == (4,)
+
+
 def test_r1_term_is_gamma_over_2_times_interval_on_its_batches_only() -> None:
     model = tiny(r1_gamma=0.5, r1_interval=4, pl_weight=0.0)
     torch.manual_seed(1)
