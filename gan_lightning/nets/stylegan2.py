@@ -337,8 +337,6 @@ class StyleGAN2Discriminator(nn.Module):
         self.blocks = nn.Sequential(*(DiscriminatorBlock(width[2**k], width[2 ** (k - 1)])
                                       for k in range(log2, 2, -1)))
         top = width[4]
-        if top % mbstd_channels:
-            raise ValueError(f"mbstd_channels {mbstd_channels} must divide D's {top} channels at 4x4")
         self.mbstd_group, self.mbstd_channels = mbstd_group, mbstd_channels
         self.conv = EqualConv2d(top + mbstd_channels, top, 3)
         self.fc = EqualLinear(top * 16, top, activation=True)
