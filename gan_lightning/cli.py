@@ -112,6 +112,8 @@ def _draw_samples(model, args: argparse.Namespace, label: Any, count: int, row_l
     SAMPLE_BATCH samples these are the model's ``draw_samples``); one line for non-finite samples."""
     import torch
 
+    from gan_lightning.models.latent import seeded_randomness
+
     generator = torch.Generator().manual_seed(args.seed)
     labels = model.labels_for(count, label, row_length)
     if args.interpolate and not args.arithmetic:
@@ -131,12 +133,13 @@ def _draw_samples(model, args: argparse.Namespace, label: Any, count: int, row_l
             latents = model.sample_latent(size, generator) if z is None else z[start : start + size]
             return model.generate(latents, None if labels is None else labels[start : start + size], **sampling)
     samples = None
-    for start in range(0, count, chunk):
-        size = min(chunk, count - start)
-        batch = _finite(render(start, size).cpu(), args.checkpoint)
-        if samples is None:
-            samples = torch.empty((count, *batch.shape[1:]), dtype=batch.dtype)
-        samples[start : start + size] = batch
+    with seeded_randomness(args.seed, model.device):  # --noise random: noise maps drawn from --seed too
+        for start in range(0, count, chunk):
+            size = min(chunk, count - start)
+            batch = _finite(render(start, size).cpu(), args.checkpoint)
+            if samples is None:
+                samples = torch.empty((count, *batch.shape[1:]), dtype=batch.dtype)
+            samples[start : start + size] = batch
     return samples
 
 
@@ -164,6 +167,7 @@ def _sample_style_mix(model, args: argparse.Namespace, label: Any, sampling: dic
     import torch
 
     from gan_lightning.callbacks.samples import check_sample_count, save_samples
+    from gan_lightning.models.latent import seeded_randomness
 
     rows, cols = args.style_mix
     if rows < 1 or cols < 1:
@@ -179,8 +183,9 @@ def _sample_style_mix(model, args: argparse.Namespace, label: Any, sampling: dic
     row_z, col_z = model.sample_latent(rows, generator), model.sample_latent(cols, generator)
     if sampling["noise"] is None:
         sampling = {**sampling, "noise": "const"}  # a source looks the same in its row or column and its cells
-    grid = _finite(model.style_mix(row_z, col_z, layers, model.labels_for(rows, label, 1),
-                                   model.labels_for(cols, label, 1), **sampling).cpu(), args.checkpoint)
+    with seeded_randomness(args.seed, model.device):  # --noise random: noise maps drawn from --seed too
+        grid = _finite(model.style_mix(row_z, col_z, layers, model.labels_for(rows, label, 1),
+                                       model.labels_for(cols, label, 1), **sampling).cpu(), args.checkpoint)
     save_samples(grid, args.out, nrow=cols + 1)
     print(f"wrote a {rows} x {cols} style-mixing grid (ws {_ranges(layers)} from the row sources) to {args.out}")
     return 0

@@ -9,6 +9,7 @@ row; evaluation samples are seeded latents; ``draw_samples`` serves ``gan-lightn
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -32,6 +33,18 @@ from gan_lightning.techniques.packing import PackingConfig
 from gan_lightning.techniques.spectral_norm import SpectralNormConfig
 from gan_lightning.techniques.virtual_batch_norm import VirtualBatchNormConfig
 from gan_lightning.techniques.weight_clipping import WeightClippingConfig
+
+
+@contextmanager
+def seeded_randomness(seed: int, device: torch.device) -> Iterator[None]:
+    """The global RNG (CPU, and ``device`` if it is a GPU) seeded with ``seed`` inside, restored after.
+
+    For the randomness a generator draws beyond its latents (StyleGAN2's noise inputs, ``--noise random``): seeded
+    sampling and evaluation then give the same images every time, and the caller's random stream (a training run's)
+    is left where it was."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 # Bases in reverse: a dataclass lists the fields of its last base first, so the game's keys lead.
@@ -249,10 +262,14 @@ class LatentGAN(AdversarialModule):
             size = min(batch_size, n - start)
             z, labels = self.sample_latent(size, generator), self.sample_labels(size, generator)  # drawn on all ranks
             if index % world == rank:
-                yield self.generate(z, labels)
+                # seeded by the batch, not the rank: the same images on any number of ranks
+                with seeded_randomness(hash((seed, index)) % 2**63, self.device):
+                    images = self.generate(z, labels)
+                yield images
 
     def draw_samples(self, n: int, seed: int, label: int | Tensor | None = None, nrow: int = 8) -> Tensor:
         """``n`` samples from latents drawn with ``seed``: of class ``label``, or (conditional models) class by
         row of ``nrow``."""
         z = self.sample_latent(n, torch.Generator().manual_seed(seed))
-        return self.generate(z, self.labels_for(n, label, nrow))
+        with seeded_randomness(seed, self.device):
+            return self.generate(z, self.labels_for(n, label, nrow))

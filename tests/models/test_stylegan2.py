@@ -244,3 +244,30 @@ def test_metrics_see_images_clamped_to_data_space() -> None:
     assert model.generate(torch.randn(4, 8)).max() > 1
     samples = torch.cat(list(model.eval_samples(6, 4, seed=0)))
     assert samples.shape == (6, *SHAPE) and samples.max() == 1.0 and samples.min() >= -1.0
+
+
+def _noisy(model: StyleGAN2) -> StyleGAN2:
+    """Noise inputs that change the image (their strengths start at 0), so the noise maps drawn matter."""
+    with torch.no_grad():
+        for layer in model.generator_ema.synthesis.modules():
+            if hasattr(layer, "noise_strength"):
+                layer.noise_strength.fill_(0.5)
+    return model
+
+
+def test_seeded_evaluation_and_sampling_repeat_with_random_noise_and_leave_the_global_rng_alone() -> None:
+    model = _noisy(tiny(ema_decay=0.9))
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    first = torch.cat(list(model.eval_samples(10, 4, seed=7)))
+    assert torch.equal(torch.get_rng_state(), state)  # a training run's random stream is where it was
+    torch.manual_seed(999)  # whatever the caller's RNG holds, the samples are the seed's
+    torch.testing.assert_close(torch.cat(list(model.eval_samples(10, 4, seed=7))), first, rtol=0, atol=0)
+    assert not torch.equal(torch.cat(list(model.eval_samples(10, 4, seed=8))), first)
+    # two ranks' shares (batches 0 and 2, batch 1) are the single process's batches: noise follows the batch index
+    rank0, rank1 = (list(model.eval_samples(10, 4, seed=7, shard=(rank, 2))) for rank in (0, 1))
+    torch.testing.assert_close(torch.cat([rank0[0], rank1[0], rank0[1]]), first, rtol=0, atol=0)
+    # the same latents with fresh noise maps give other images: the test sees the noise, not only the latents
+    z = model.sample_latent(10, torch.Generator().manual_seed(7))
+    assert not torch.equal(model.generate(z[:4], noise="random").clamp(-1.0, 1.0), first[:4])
+    torch.testing.assert_close(model.draw_samples(6, seed=3), model.draw_samples(6, seed=3), rtol=0, atol=0)
