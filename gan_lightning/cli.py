@@ -243,7 +243,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from gan_lightning.evaluation import evaluate
     from gan_lightning.files import atomic_write_text
     from gan_lightning.loading import load_model
-    from gan_lightning.metrics.stats import fewest_samples
+    from gan_lightning.metrics.stats import fewest_samples, parse_metrics
     from gan_lightning.outputs import check_not_read
     from gan_lightning.train import build_datamodule
 
@@ -281,6 +281,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
              **({settings.lpips_weights: "the LPIPS weights"} if settings.lpips_weights else {})}
     check_not_read([report], "the report", reads, "rename the checkpoint (the report goes beside its run)")
     superres = hasattr(model, "evaluate_test_sets")
+    given = [flag for flag, value in (("--vgg-weights", args.vgg_weights), ("--lpips-weights", args.lpips_weights))
+             if value]
+    if given and not superres and "ppl" not in parse_metrics(settings.metrics):  # not silently unused
+        raise GanLightningError(f"{given[0]}: none of the requested metrics ({','.join(parse_metrics(settings.metrics))}) uses it; for a "
+                                "latent model only ppl measures with VGG16/LPIPS (add it with --metrics)")
     lpips = _superres_lpips(settings, args) if superres else None  # both files checked before any work
     datamodule = build_datamodule(config)
     image_metrics = not superres or args.metrics is not None
