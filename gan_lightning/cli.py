@@ -112,7 +112,7 @@ def _draw_samples(model, args: argparse.Namespace, label: Any, count: int, row_l
     SAMPLE_BATCH samples these are the model's ``draw_samples``); one line for non-finite samples."""
     import torch
 
-    from gan_lightning.models.latent import seeded_randomness
+    from gan_lightning.models.base import seeded_randomness
 
     generator = torch.Generator().manual_seed(args.seed)
     labels = model.labels_for(count, label, row_length)
@@ -167,7 +167,7 @@ def _sample_style_mix(model, args: argparse.Namespace, label: Any, sampling: dic
     import torch
 
     from gan_lightning.callbacks.samples import check_sample_count, save_samples
-    from gan_lightning.models.latent import seeded_randomness
+    from gan_lightning.models.base import seeded_randomness
 
     rows, cols = args.style_mix
     if rows < 1 or cols < 1:
@@ -283,8 +283,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     superres = hasattr(model, "evaluate_test_sets")
     given = [flag for flag, value in (("--vgg-weights", args.vgg_weights), ("--lpips-weights", args.lpips_weights))
              if value]
-    if given and not superres and "ppl" not in parse_metrics(settings.metrics):  # not silently unused
-        raise GanLightningError(f"{given[0]}: none of the requested metrics ({','.join(parse_metrics(settings.metrics))}) uses it; for a "
+    requested = parse_metrics(settings.metrics)
+    if given and not superres and "ppl" not in requested:  # refused rather than silently unused
+        raise GanLightningError(f"{given[0]}: none of the requested metrics ({','.join(requested)}) uses it; for a "
                                 "latent model only ppl measures with VGG16/LPIPS (add it with --metrics)")
     lpips = _superres_lpips(settings, args) if superres else None  # both files checked before any work
     datamodule = build_datamodule(config)

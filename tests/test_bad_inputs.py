@@ -70,7 +70,8 @@ OTHER_CASES = [
      "callbacks.metrics.cache_dir: cannot write real statistics to {file}/cache"),
     # weight files no requested metric reads are refused, not silently unused
     (["evaluate", "{ckpt}", "--metrics", "fid,kid", "--vgg-weights", "{file}"], 1, "--vgg-weights: none of the "
-     "requested metrics (fid,kid) uses it; for a latent model only ppl measures with VGG16/LPIPS (add it with --metrics)"),
+     "requested metrics (fid,kid) uses it; for a latent model only ppl measures with VGG16/LPIPS (add it with "
+     "--metrics)"),
     (["evaluate", "{ckpt}", "--lpips-weights", "{file}"], 1, "--lpips-weights: none of the requested metrics"),
     # argparse's errors: one line naming the command, no usage block
     (["sample"], 2, "gan-lightning sample: the following arguments are required: checkpoint, --out (see "

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
@@ -70,6 +71,18 @@ class Preview(NamedTuple):
     images: Tensor
     nrow: int
     row_names: tuple[str, ...] = ()
+
+
+@contextmanager
+def seeded_randomness(seed: int, device: torch.device) -> Iterator[None]:
+    """The global RNG (CPU, and ``device`` if it is a GPU) seeded with ``seed`` inside, restored after.
+
+    For the randomness a network draws beyond its inputs (StyleGAN2's noise inputs, pix2pix's dropout at test time):
+    seeded sampling and evaluation then give the same images every time, and the caller's random stream is left
+    where it was."""
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield
 
 
 def eval_forward(net: nn.Module, *inputs: Tensor) -> Tensor:

@@ -9,7 +9,6 @@ row; evaluation samples are seeded latents; ``draw_samples`` serves ``gan-lightn
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -19,7 +18,7 @@ from torch import Tensor, nn
 
 from gan_lightning.errors import ConfigError, GanLightningError
 from gan_lightning.latent import interpolation_grid
-from gan_lightning.models.base import AdversarialConfig, AdversarialModule, Preview, eval_forward
+from gan_lightning.models.base import AdversarialConfig, AdversarialModule, Preview, eval_forward, seeded_randomness
 from gan_lightning.techniques import LATENT_GAN_TECHNIQUES, LatentPrior
 from gan_lightning.techniques.augmentation import AugmentationConfig
 from gan_lightning.techniques.ema import EMAConfig
@@ -33,18 +32,6 @@ from gan_lightning.techniques.packing import PackingConfig
 from gan_lightning.techniques.spectral_norm import SpectralNormConfig
 from gan_lightning.techniques.virtual_batch_norm import VirtualBatchNormConfig
 from gan_lightning.techniques.weight_clipping import WeightClippingConfig
-
-
-@contextmanager
-def seeded_randomness(seed: int, device: torch.device) -> Iterator[None]:
-    """The global RNG (CPU, and ``device`` if it is a GPU) seeded with ``seed`` inside, restored after.
-
-    For the randomness a generator draws beyond its latents (StyleGAN2's noise inputs, ``--noise random``): seeded
-    sampling and evaluation then give the same images every time, and the caller's random stream (a training run's)
-    is left where it was."""
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(seed)
-        yield
 
 
 # Bases in reverse: a dataclass lists the fields of its last base first, so the game's keys lead.

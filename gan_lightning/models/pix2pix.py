@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 from gan_lightning.errors import GanLightningError
 from gan_lightning.losses import cycle_consistency
-from gan_lightning.models.base import Preview, eval_forward
+from gan_lightning.models.base import Preview, eval_forward, seeded_randomness
 from gan_lightning.models.translation import ImageTranslationConfig, ImageTranslationModel
 from gan_lightning.nets.translation import PatchDiscriminator, UnetGenerator, check_patch_input, translation_init_
 from gan_lightning.registry import register_model
@@ -153,12 +153,11 @@ class Pix2Pix(ImageTranslationModel):
         images = images.to(self.device)
         if self.config.inference == "eval":
             return eval_forward(self.generator, images)
-        devices = [self.device] if self.device.type == "cuda" else []
         outputs = []
-        with paper_inference(self.generator), torch.random.fork_rng(devices=devices):
+        with paper_inference(self.generator):
             for image in images.split(1):  # batch 1, the paper's test protocol: no image sees another's statistics
-                torch.manual_seed(self.config.sample_seed)  # the same dropout draw for every image
-                outputs.append(self.generator(image))
+                with seeded_randomness(self.config.sample_seed, self.device):  # the same dropout draw for every image
+                    outputs.append(self.generator(image))
         return torch.cat(outputs) if outputs else images.new_empty(images.shape)
 
     def preview(self, n: int, nrow: int, datamodule: Any = None) -> Preview:
