@@ -1,6 +1,7 @@
-"""Discriminator augmentation: everything D sees (reals and fakes, in D's and G's updates, and the real inputs of R1
-and gradient penalties) passes through differentiable augmentations, so D cannot memorise a small training set and G
-is not taught the augmentations (they are applied to both sides; Karras et al. 2020, Zhao et al. 2020).
+"""Discriminator augmentation: everything D sees (reals and fakes, in D's and G's updates, R1's reals and gradient
+penalties' inputs) passes through differentiable augmentations, so D cannot memorise a small training set and G is
+not taught the augmentations (they are applied to both sides; Karras et al. 2020, Zhao et al. 2020). R1 takes its
+gradient at the real image before the augmentation, through it, as stylegan2-ada-pytorch does.
 
 ``model.augment``:
 - ``ada``: adaptive discriminator augmentation. ADA's ``augment_pipeline`` (``gan_lightning.nets.augment``) with

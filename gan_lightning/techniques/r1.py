@@ -1,9 +1,11 @@
 """Lazy R1 regularisation (Mescheder et al. 2018; lazy form of Karras et al. 2020, section 3.5).
 
-R1 penalises D's gradient on real data, gamma / 2 * E ||grad_x D(x)||^2. Lazily: only every ``r1_interval`` batches
-(the batches whose count is a multiple of it: 0, 16, 32, ...), weighted by ``r1_interval`` so its average strength is
-unchanged. The reference takes a separate optimizer step for the regulariser; here it is folded into that batch's D
-loss (one D step on loss + gamma / 2 * interval * R1), which is the same gradient summed into one update.
+R1 penalises D's gradient on real data, gamma / 2 * E ||grad_x D(x)||^2. With discriminator augmentation on, x is
+the real image before it, and the gradient flows back through the (differentiable) augmentation, as
+stylegan2-ada-pytorch takes it. Lazily: only every ``r1_interval`` batches (the batches whose count is a multiple of
+it: 0, 16, 32, ...), weighted by ``r1_interval`` so its average strength is unchanged. The reference takes a
+separate optimizer step for the regulariser; here it is folded into that batch's D loss (one D step on loss +
+gamma / 2 * interval * R1), which is the same gradient summed into one update.
 
 ``r1_gamma: null`` is the stylegan2-ada-pytorch heuristic 0.0002 * resolution^2 / batch, with the batch taken as 32
 (the model does not know the datamodule's batch size): set r1_gamma explicitly for other batch sizes.
@@ -12,6 +14,7 @@ loss (one D step on loss + gamma / 2 * interval * R1), which is the same gradien
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -52,7 +55,8 @@ class R1(Technique):
         interval = self.config.r1_interval
         if model.batch_count % interval:
             return None
-        critic, real, _ = model.critic_inputs(batch, fakes)
+        # D's score of the real images as the data gives them: through the augmentation when it is on
+        critic = partial(model.discriminate, labels=batch.labels)
         scaler = model.grad_scaler()  # 16-mixed: scale D's outputs into autograd.grad like every loss
-        penalty = r1_penalty(critic, real, 1.0 if scaler is None else float(scaler.get_scale()))
+        penalty = r1_penalty(critic, batch.real, 1.0 if scaler is None else float(scaler.get_scale()))
         return "r1", penalty, r1_gamma(self.config, model.sample_shape[-1]) / 2 * interval

@@ -164,15 +164,31 @@ def test_points_are_refused(tmp_path: Path, capsys) -> None:
     assert code != 0 and "model.augment: augmentations act on images" in err and err.count("\n") == 1, err
 
 
-def test_stylegan2_trains_with_ada_and_r1_sees_augmented_reals() -> None:
+def test_stylegan2_trains_with_ada_and_r1_differentiates_through_the_augmentation() -> None:
     from gan_lightning.models.stylegan2 import StyleGAN2
+    from gan_lightning.techniques.r1 import R1
     from tests.models.test_base_loop import fit
 
     tiny = {"latent_dim": 8, "w_dim": 8, "channel_base": 64, "channel_max": 8, "mapping_layers": 1}
-    model = StyleGAN2({**tiny, "augment": "fixed", "augment_p": 1.0, "r1_interval": 1}, (1, 16, 16))
-    reals = torch.rand(4, 1, 16, 16)
-    _, r1_input, _ = model.critic_inputs(model.prepare_batch(reals), reals)
-    assert r1_input.shape == reals.shape and not torch.allclose(r1_input, reals)
+    model = StyleGAN2({**tiny, "augment": "fixed", "augment_p": 1.0, "r1_gamma": 1.0, "r1_interval": 1}, (1, 16, 16))
+    reals = torch.rand(4, 1, 16, 16) * 2 - 1
+    augment = model.technique(Augmentation).augment
+
+    def squared_gradient_norm(at: torch.Tensor, transform) -> float:
+        at = at.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model.discriminator(transform(at)).sum(), at)
+        return grad.square().sum(dim=(1, 2, 3)).mean().item()
+
+    torch.manual_seed(3)
+    _, penalty, _ = model.technique(R1).discriminator_term(model, model.prepare_batch(reals), reals)
+    # By hand, with the same transforms (same seed): D's gradient at the real images, through the augmentation
+    # (stylegan2-ada-pytorch's R1) ...
+    torch.manual_seed(3)
+    assert penalty.item() == pytest.approx(squared_gradient_norm(reals, augment), rel=1e-5)
+    # ... not at the augmented images, a different number when the transforms scale and rotate.
+    torch.manual_seed(3)
+    at_augmented = squared_gradient_norm(augment(reals).detach(), lambda x: x)
+    assert at_augmented != pytest.approx(penalty.item(), rel=1e-3)
     model = StyleGAN2({**tiny, "augment": "ada", "ada_interval": 2, "ada_kimg": 0.1}, (1, 16, 16))
     fit(model, steps=4, shape=(1, 16, 16))
     step = 8 * 2 / 100  # batch 8, interval 2, ada_kimg 0.1
