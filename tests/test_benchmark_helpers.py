@@ -45,3 +45,20 @@ def test_superres_quality_table_is_per_test_set_mean_std_and_gain_over_bicubic()
                         "| 3.00 ± 1.41 |")
     assert lines[4].startswith("| set | srgan | 25.00 ± 1.41 |") and lines[4].endswith("| 5.00 ± 1.41 |")
     assert len(lines) == 3 + len(ROWS)
+
+
+def test_zoo_quality_budget_is_equal_batches_or_equal_training_time() -> None:
+    from argparse import Namespace
+
+    from zoo_quality import budget_overrides
+
+    from gan_lightning.config import load_experiment
+
+    assert budget_overrides(Namespace(steps=1500, minutes=None)) == [
+        "trainer.max_steps=1500", "callbacks.metrics.every_n_steps=1500"]
+    timed = budget_overrides(Namespace(steps=1500, minutes=90.5))
+    assert timed[0] == "trainer.max_time=00:01:30:30"  # Lightning's DD:HH:MM:SS
+    # no batch limit and one evaluation (the one at the end); the framework's config check takes the keys
+    config = load_experiment("stylegan2_mnist", timed)
+    assert config.trainer.max_time == "00:01:30:30"
+    assert config.trainer.max_steps == config.callbacks.metrics.every_n_steps == 10**9
