@@ -3,10 +3,11 @@
 Both sides train the same networks (``gan_lightning.nets.stylegan2``, copied from one initial model) on the same
 batches of the embedded digits (32 px, the stylegan2_digits recipe unless overridden), with the same losses and the
 same random draws in the same order: per batch z -> G(z) (w_avg moves toward the batch's mean w, style mixing when
-on), D's non-saturating logistic loss on reals and detached fakes plus, every ``r1_interval`` batches, gamma / 2 *
-interval * R1 on the reals (double backward), G's loss on the same fakes plus, every ``pl_interval`` batches when
-on, the path length term; Adam with the lazy-regularisation adjustment (lr * k/(k+1), betas ** (k/(k+1))); then G's
-EMA with ramp-up. The plain loop reads the two losses as scalars every batch (as the framework logs them).
+on), D's non-saturating logistic loss on reals and detached fakes (packed into D inputs of ``pack`` samples) plus,
+every ``r1_interval`` batches, gamma / 2 * interval * R1 on the reals (double backward; mean over D's scores), G's
+loss on the same fakes plus, every ``pl_interval`` batches when on, the path length term; Adam with the
+lazy-regularisation adjustment (lr * k/(k+1), betas ** (k/(k+1))); then G's EMA with ramp-up. The plain loop reads
+the two losses as scalars every batch (as the framework logs them).
 tests/test_stylegan2_step_benchmark.py checks that both sides end with the same weights.
 
 Seconds per step are medians over ``--repeats`` alternating pairs (framework then plain), so background load hits
@@ -34,6 +35,7 @@ from datamodules.digits import DigitsDataModule
 from gan_lightning.config import EXPERIMENTS_DIR
 from gan_lightning.losses import d_minimax, g_non_saturating
 from gan_lightning.models.stylegan2 import StyleGAN2
+from gan_lightning.nets.layers import pack_samples
 
 HEURISTIC_BATCH = 32  # r1_gamma: null is 0.0002 * resolution^2 / 32 (the model does not know the batch)
 
@@ -67,23 +69,28 @@ def plain_seconds_per_step(model: StyleGAN2, datamodule: DigitsDataModule, steps
     opt_d = lazy_adam(D.parameters(), c.lr_d, (c.beta1, c.beta2), c.r1_interval if gamma > 0 else None)
     opt_g = lazy_adam(G.parameters(), c.lr_g, (c.beta1, c.beta2), c.pl_interval if path_length else None)
     pl_mean = torch.zeros(())
+
+    def score(x: torch.Tensor) -> torch.Tensor:  # PacGAN: one score per pack of c.pack samples (1: per sample)
+        return D(pack_samples(x, c.pack))
+
     datamodule.setup()
     clock: dict[str, float] = {}
     for step, (real, _) in timed_batches(datamodule.train_dataloader(), steps, warmup, clock):
         fakes = G(torch.randn(real.shape[0], c.latent_dim))  # training mode: w_avg update, style mixing
 
-        real_logits, fake_logits = D(real), D(fakes.detach())
+        real_logits, fake_logits = score(real), score(fakes.detach())
         d_loss = d_minimax(real_logits, fake_logits)
         if gamma > 0 and step % c.r1_interval == 0:  # lazy R1 on the reals, weighted by its interval
             x = real.detach().requires_grad_(True)
-            (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
-            d_loss = d_loss + gamma / 2 * c.r1_interval * grad.square().flatten(1).sum(1).mean()
+            logits = score(x)
+            (grad,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+            d_loss = d_loss + gamma / 2 * c.r1_interval * grad.square().sum() / logits.numel()  # mean over scores
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
 
         D.requires_grad_(False)
-        g_loss = g_non_saturating(D(fakes))
+        g_loss = g_non_saturating(score(fakes))
         if path_length and step % c.pl_interval == 0:
             ws = G.training_ws(torch.randn(max(1, real.shape[0] // c.pl_batch_shrink), c.latent_dim))
             images = G.synthesis(ws)
@@ -131,7 +138,8 @@ def main() -> None:
     f, p = statistics.median(times.first), statistics.median(times.second)
     c = template.config
     print(f"stylegan2 step (stylegan2_digits nets: 32 px, channel_base {c.channel_base}, channel_max "
-          f"{c.channel_max}, {c.mapping_layers} mapping layers; batch {args.batch_size}; R1 every {c.r1_interval}, "
+          f"{c.channel_max}, {c.mapping_layers} mapping layers; batch {args.batch_size}, D packs of {c.pack}; R1 every "
+          f"{c.r1_interval}, "
           f"path length {'every ' + str(c.pl_interval) if c.pl_weight > 0 else 'off'}, style mixing {c.style_mixing}, "
           f"EMA; {torch.get_num_threads()} threads, median of {args.repeats} pairs x {args.steps} steps)")
     print(f"  framework  {1000 * f:8.2f} ms/step")

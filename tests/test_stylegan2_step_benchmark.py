@@ -19,7 +19,8 @@ from datamodules.digits import DigitsDataModule  # noqa: E402
 TINY = {"latent_dim": 8, "w_dim": 8, "channel_base": 64, "channel_max": 8, "mapping_layers": 1}
 
 
-@pytest.mark.parametrize("options", [{}, {"pl_weight": 2.0, "style_mixing": 0.9}], ids=["recipe", "pl-and-mixing"])
+@pytest.mark.parametrize("options", [{"pack": 1}, {"pack": 2}, {"pack": 1, "pl_weight": 2.0, "style_mixing": 0.9}],
+                         ids=["unpacked", "packed", "pl-and-mixing"])
 def test_plain_loop_and_framework_train_identically(options: dict, one_torch_thread) -> None:
     torch.manual_seed(0)
     template = build({**TINY, **options}, image_size=8)
@@ -37,8 +38,9 @@ def test_plain_loop_and_framework_train_identically(options: dict, one_torch_thr
     changed = [k for k in trained if not torch.equal(trained[k], by_hand[k])]
     assert not changed, changed
     moved = [k for k in trained if k.startswith("generator.") and not torch.equal(trained[k], template.state_dict()[k])]
-    assert moved and ("pl_mean" in trained) == bool(options)  # they trained, and path length ran where it was on
-    if options:
+    path_length = options.get("pl_weight", 0) > 0
+    assert moved and ("pl_mean" in trained) == path_length  # they trained, and path length ran where it was on
+    if path_length:
         assert float(trained["pl_mean"]) > 0
 
 

@@ -26,10 +26,11 @@ from gan_lightning.models.base import AdversarialConfig, eval_forward
 from gan_lightning.models.latent import LatentGAN
 from gan_lightning.nets.stylegan2 import StyleGAN2Discriminator, StyleGAN2Generator, channels_at
 from gan_lightning.registry import register_model
-from gan_lightning.techniques import EMA, Augmentation, LatentPrior
+from gan_lightning.techniques import EMA, Augmentation, LatentPrior, Packing
 from gan_lightning.techniques.augmentation import AugmentationConfig
 from gan_lightning.techniques.ema import EMAConfig
 from gan_lightning.techniques.latent_prior import LatentPriorConfig
+from gan_lightning.techniques.packing import PackingConfig
 from gan_lightning.techniques.path_length import PathLength, PathLengthConfig
 from gan_lightning.techniques.r1 import R1, R1Config
 
@@ -38,7 +39,8 @@ NOISE_MODES = ("const", "random")  # noise maps: fixed per layer (reproducible),
 
 # Bases in reverse: a dataclass lists the fields of its last base first, so the game's keys lead.
 @dataclass
-class StyleGAN2Config(AugmentationConfig, EMAConfig, PathLengthConfig, R1Config, LatentPriorConfig, AdversarialConfig):
+class StyleGAN2Config(AugmentationConfig, EMAConfig, PathLengthConfig, R1Config, PackingConfig, LatentPriorConfig,
+                      AdversarialConfig):
     name: str = "stylegan2"
     loss: str = "non_saturating"  # the reference's logistic loss: softplus(-D(x)) + softplus(D(G(z))), -> G
     lr_g: float = 0.0025
@@ -65,7 +67,9 @@ class StyleGAN2Config(AugmentationConfig, EMAConfig, PathLengthConfig, R1Config,
 @register_model("stylegan2")
 class StyleGAN2(LatentGAN):
     Config = StyleGAN2Config
-    techniques = (LatentPrior, R1, PathLength, EMA, Augmentation)  # EMA after the updates: it averages the stepped G
+    # Packing before augmentation (each packed sample gets its own transform); EMA after the updates: it averages the
+    # stepped G.
+    techniques = (LatentPrior, Packing, R1, PathLength, EMA, Augmentation)
 
     @classmethod
     def config_checks(cls, config: DictConfig) -> list[tuple[str, bool, str]]:

@@ -36,10 +36,13 @@ def r1_gamma(config: Any, resolution: int) -> float:
 
 
 def r1_penalty(critic: Any, real: torch.Tensor, output_scale: float = 1.0) -> torch.Tensor:
-    """mean over the batch of ||grad_x D(x)||^2 at the real inputs, differentiable w.r.t. D's weights."""
+    """Mean over D's scores of ||grad D(x)||^2 at the real inputs, differentiable w.r.t. D's weights: per sample, or
+    with packing per pack of m samples (a pack's gradient is its members' together, so its squared norm is theirs
+    summed), like WGAN-GP's penalty on packed inputs."""
     real = real.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(critic(real).sum() * output_scale, real, create_graph=True)
-    return (grad / output_scale).square().flatten(1).sum(1).mean()
+    scores = critic(real)
+    (grad,) = torch.autograd.grad(scores.sum() * output_scale, real, create_graph=True)
+    return (grad / output_scale).square().sum() / scores.numel()
 
 
 class R1(Technique):

@@ -170,6 +170,26 @@ def test_r1_term_is_gamma_over_2_times_interval_on_its_batches_only() -> None:
     assert r1_gamma(tiny().config, 16) == pytest.approx(0.0002 * 256 / 32)
 
 
+def test_packed_d_scores_packs_and_takes_r1_per_pack() -> None:
+    """PacGAN on StyleGAN2: D reads m samples along the channels and gives one score per pack; R1 is the mean over
+    packs of the pack's squared gradient norm (its members' summed), as WGAN-GP's penalty on packed inputs."""
+    model = tiny(r1_gamma=0.5, r1_interval=4, pl_weight=0.0, pack=2)
+    assert model.discriminator.from_rgb.weight.shape[1] == 2  # two 1-channel samples a D input
+    torch.manual_seed(1)
+    batch = LatentBatch(torch.randn(8, *SHAPE), None)
+    assert model.discriminate(batch.real, None).shape == (4,)
+    packed = batch.real.reshape(4, 2, *SHAPE[1:]).clone().requires_grad_(True)  # samples 2k, 2k+1 -> pack k
+    (grad,) = torch.autograd.grad(model.discriminator(packed).sum(), packed)
+    model._batch_count = 0
+    _, value, _ = model.technique(R1).discriminator_term(model, batch, batch.real)
+    torch.testing.assert_close(value, grad.square().sum() / 4)
+    before = params(model.discriminator)
+    fit(model, steps=2, shape=SHAPE)
+    assert changed(before, model.discriminator)
+    with pytest.raises(ConfigError, match="model.pack: packing is for unconditional models"):
+        CStyleGAN2({**TINY, "pack": 2}, SHAPE, num_classes=10)
+
+
 def test_path_length_term_on_its_batches_only_and_pl_mean_tracks_lengths() -> None:
     model = tiny(pl_weight=2.0, pl_interval=4, pl_decay=0.01)
     batch = LatentBatch(torch.randn(8, *SHAPE), None)
