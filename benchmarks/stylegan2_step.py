@@ -138,8 +138,8 @@ def main() -> None:
     f, p = statistics.median(times.first), statistics.median(times.second)
     c = template.config
     print(f"stylegan2 step (stylegan2_digits nets: 32 px, channel_base {c.channel_base}, channel_max "
-          f"{c.channel_max}, {c.mapping_layers} mapping layers; batch {args.batch_size}, D packs of {c.pack}; R1 every "
-          f"{c.r1_interval}, "
+          f"{c.channel_max}, {c.mapping_layers} mapping layers; batch {args.batch_size}, D packs of {c.pack}; "
+          f"R1 every {c.r1_interval}, "
           f"path length {'every ' + str(c.pl_interval) if c.pl_weight > 0 else 'off'}, style mixing {c.style_mixing}, "
           f"EMA; {torch.get_num_threads()} threads, median of {args.repeats} pairs x {args.steps} steps)")
     print(f"  framework  {1000 * f:8.2f} ms/step")
